@@ -1,0 +1,253 @@
+//! One settings type: defaults < optional TOML file (`--config`) < `ARCHIVING_*` environment.
+//! Checked once at start; an invalid value stops the start with a message naming the setting.
+use std::{net::SocketAddr, path::PathBuf};
+
+use figment::{
+    providers::{Format, Serialized, Toml},
+    Figment,
+};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Environment variables are `ARCHIVING_` + the setting's name in upper case.
+pub const ENV_PREFIX: &str = "ARCHIVING_";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    RS256,
+    EdDSA,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LmsKind {
+    Demo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server binds to.
+    pub listen: SocketAddr,
+    /// Where the SQLite database, the generated JWT secret and local archives live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: a SQLite file inside `data_dir`.
+    pub database_url: Option<String>,
+    /// HS256 secret. When unset, a random one is generated on first start and kept in `data_dir`.
+    #[serde(serialize_with = "redact")]
+    pub jwt_secret: Option<SecretString>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// HS256 (shared secret) or RS256/EdDSA (public key in `jwt_public_key_file`).
+    pub jwt_algorithm: JwtAlgorithm,
+    /// PEM public key that verifies RS256/EdDSA tokens.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// PEM private key that `archiving-manager token` signs RS256/EdDSA tokens with (optional).
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// Where courses and activity data come from.
+    pub lms: LmsKind,
+    /// Size of the demo LMS: the large lecture enrols 100 × scale persons.
+    pub demo_scale: u32,
+    /// tracing filter, e.g. `info` or `archiving_manager=debug,info`.
+    pub log: String,
+    /// Jobs active at once across all processes.
+    pub max_concurrent_jobs: u32,
+}
+
+fn redact<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_some(&v.as_ref().map(|_| "<redacted>"))
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid literal"),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            jwt_secret: None,
+            jwt_issuer: "archiving-manager".into(),
+            jwt_audience: "archiving-manager".into(),
+            jwt_algorithm: JwtAlgorithm::HS256,
+            jwt_public_key_file: None,
+            jwt_private_key_file: None,
+            lms: LmsKind::Demo,
+            demo_scale: 1,
+            log: "info".into(),
+            max_concurrent_jobs: 5,
+        }
+    }
+}
+
+/// A configuration error: names the setting, the variable and what is wrong. Never holds a secret value.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+const KEYS: &[&str] = &[
+    "listen", "data_dir", "database_url", "jwt_secret", "jwt_issuer", "jwt_audience", "jwt_algorithm",
+    "jwt_public_key_file", "jwt_private_key_file", "lms", "demo_scale", "log", "max_concurrent_jobs",
+];
+
+const NUMERIC_KEYS: &[&str] = &["demo_scale", "max_concurrent_jobs"];
+
+fn name(key: &str) -> String {
+    format!("setting `{key}` ({ENV_PREFIX}{})", key.to_uppercase())
+}
+
+impl Settings {
+    /// Loads defaults < `file` < the `ARCHIVING_*` variables of `env`, then checks the result.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As `load`, with the environment given (so tests do not touch the process's).
+    pub fn load_from(file: Option<&std::path::Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(f) = file {
+            if !f.is_file() {
+                return Err(ConfigError(format!("config file {} does not exist", f.display())));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        // Only known names are read from the environment: other ARCHIVING_* variables (test
+        // settings, say) are not configuration. An empty variable counts as unset.
+        let vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix(ENV_PREFIX)?.to_lowercase();
+                (KEYS.contains(&key.as_str()) && !v.is_empty()).then_some((key, v))
+            })
+            .collect();
+        for (k, v) in &vars {
+            // Values come as strings; figment parses them like TOML values into the field's type.
+            // Text settings stay text even when they look like a number (a numeric secret, say).
+            let value: figment::value::Value = if NUMERIC_KEYS.contains(&k.as_str()) {
+                v.parse().unwrap_or_else(|never| match never {})
+            } else {
+                figment::value::Value::from(v.clone())
+            };
+            fig = fig.merge(Serialized::default(k, value));
+        }
+        let settings: Settings = fig.extract().map_err(|e| {
+            let key = e.path.first().cloned().unwrap_or_default();
+            let what = match &e.kind {
+                figment::error::Kind::UnknownField(f, _) => format!("unknown setting `{f}` in the config file"),
+                kind if key.is_empty() => kind.to_string(),
+                kind => format!("{}: {kind}", name(&key)),
+            };
+            ConfigError(what)
+        })?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, msg: &str| Err(ConfigError(format!("{}: {msg}", name(key))));
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return err("database_url", "must start with sqlite:, postgres:// or postgresql://");
+            }
+        }
+        if let Some(s) = &self.jwt_secret {
+            use secrecy::ExposeSecret;
+            if s.expose_secret().len() < 32 {
+                return err("jwt_secret", "must be at least 32 characters long");
+            }
+        }
+        if self.jwt_issuer.trim().is_empty() {
+            return err("jwt_issuer", "must not be empty");
+        }
+        if self.jwt_audience.trim().is_empty() {
+            return err("jwt_audience", "must not be empty");
+        }
+        match (self.jwt_algorithm, &self.jwt_public_key_file) {
+            (JwtAlgorithm::HS256, Some(_)) => return err("jwt_public_key_file", "is only used with jwt_algorithm RS256 or EdDSA"),
+            (JwtAlgorithm::RS256 | JwtAlgorithm::EdDSA, None) => {
+                return err("jwt_public_key_file", "is required when jwt_algorithm is RS256 or EdDSA")
+            }
+            (_, Some(p)) if !p.is_file() => return err("jwt_public_key_file", &format!("{} is not a readable file", p.display())),
+            _ => {}
+        }
+        if !(1..=1000).contains(&self.demo_scale) {
+            return err("demo_scale", "must be between 1 and 1000");
+        }
+        if self.max_concurrent_jobs == 0 {
+            return err("max_concurrent_jobs", "must be at least 1");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
+            return err("log", "is not a valid log filter (e.g. `info` or `archiving_manager=debug,info`)");
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("archiving-manager.db").display()),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url().starts_with("postgres")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_environment() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert!(s.database_url().starts_with("sqlite://"));
+        assert_eq!(s.lms, LmsKind::Demo);
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\ndemo_scale = 3\n").unwrap();
+        let s = Settings::load_from(Some(&f), env(&[("ARCHIVING_DEMO_SCALE", "7"), ("ARCHIVING_TEST_OTHER", "x")])).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.demo_scale, 7);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting() {
+        let e = Settings::load_from(None, env(&[("ARCHIVING_LISTEN", "not-an-address")])).unwrap_err().to_string();
+        assert!(e.contains("ARCHIVING_LISTEN"), "{e}");
+        let e = Settings::load_from(None, env(&[("ARCHIVING_LMS", "blackboard")])).unwrap_err().to_string();
+        assert!(e.contains("ARCHIVING_LMS"), "{e}");
+        let e = Settings::load_from(None, env(&[("ARCHIVING_DATABASE_URL", "mysql://x")])).unwrap_err().to_string();
+        assert!(e.contains("ARCHIVING_DATABASE_URL"), "{e}");
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_without_being_echoed() {
+        let e = Settings::load_from(None, env(&[("ARCHIVING_JWT_SECRET", "hunter2")])).unwrap_err().to_string();
+        assert!(e.contains("ARCHIVING_JWT_SECRET") && !e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let e = Settings::load_from(Some(&f), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret() {
+        let s = Settings::load_from(None, env(&[("ARCHIVING_JWT_SECRET", "0123456789abcdef0123456789abcdef-secret")])).unwrap();
+        assert!(!format!("{s:?}").contains("abcdef-secret"));
+    }
+}

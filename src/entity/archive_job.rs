@@ -1,0 +1,43 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "archive_job")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub course_id: i64,
+    /// `domain::JobStatus` as text.
+    pub status: String,
+    pub progress: i32,
+    /// `domain::JobOrigin` as text.
+    pub origin: String,
+    pub requested_by: String,
+    pub settings: Json,
+    pub attempt: i32,
+    pub completed_stage: Option<String>,
+    pub error: Option<String>,
+    pub cancel_requested: bool,
+    pub sequence: i64,
+    pub created_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+    pub deadline: Option<DateTimeUtc>,
+    pub next_retry_at: Option<DateTimeUtc>,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(belongs_to = "super::course::Entity", from = "Column::CourseId", to = "super::course::Column::Id")]
+    Course,
+    #[sea_orm(has_many = "super::archive_task::Entity")]
+    ArchiveTask,
+}
+
+impl Related<super::course::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Course.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,22 @@
+//! SeaORM entities: one module per table (DESIGN §4). Status columns hold the `domain` enums as text.
+pub mod activity;
+pub mod archive_content;
+pub mod archive_file;
+pub mod archive_job;
+pub mod archive_job_transition;
+pub mod archive_task;
+pub mod audit_log;
+pub mod automation_rule;
+pub mod automation_run;
+pub mod category_policy;
+pub mod connector_delivery;
+pub mod course;
+pub mod course_category;
+pub mod event_connector;
+pub mod gdpr_request;
+pub mod job_log;
+pub mod notification_outbox;
+pub mod person;
+pub mod policy_setting;
+pub mod storage_backend;
+pub mod timestamp_token;

@@ -1,0 +1,101 @@
+//! The one error type of the service layer, and the one place it becomes a client error code.
+//!
+//! `AppError` deliberately does not implement `Display`: async-graphql converts any `Display` error
+//! into a GraphQL error by its text, which would bypass the code mapping below and show internal
+//! details to clients. Without it, `?` in a resolver can only go through `From<AppError>` here.
+
+#[derive(Debug)]
+pub enum AppError {
+    /// No token, or one that failed verification. The reason is safe to show (it holds no token data).
+    Unauthenticated(String),
+    Forbidden,
+    /// Also answered for things out of the caller's scope, so that their existence is not revealed.
+    NotFound,
+    BadInput(String),
+    /// Anything else: logged with an id; the client sees only the id.
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(e: anyhow::Error) -> Self {
+        AppError::Internal(e)
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthenticated(_) => "UNAUTHENTICATED",
+            AppError::Forbidden => "FORBIDDEN",
+            AppError::NotFound => "NOT_FOUND",
+            AppError::BadInput(_) => "BAD_USER_INPUT",
+            AppError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn bad_input(msg: impl Into<String>) -> Self {
+        AppError::BadInput(msg.into())
+    }
+
+    pub fn internal(msg: impl Into<String>) -> Self {
+        AppError::Internal(anyhow::anyhow!(msg.into()))
+    }
+
+    /// The message a client may see.
+    pub fn client_message(&self) -> String {
+        match self {
+            AppError::Unauthenticated(reason) => reason.clone(),
+            AppError::Forbidden => "not allowed".into(),
+            AppError::NotFound => "not found".into(),
+            AppError::BadInput(msg) => msg.clone(),
+            AppError::Internal(e) => {
+                let id = uuid::Uuid::new_v4();
+                tracing::error!(error_id = %id, error = ?e, "internal error");
+                format!("internal error (id {id})")
+            }
+        }
+    }
+}
+
+use async_graphql::ErrorExtensions;
+
+impl From<AppError> for async_graphql::Error {
+    fn from(e: AppError) -> Self {
+        let code = e.code();
+        async_graphql::Error::new(e.client_message()).extend_with(|_, ext| ext.set("code", code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_do_not_reach_the_client() {
+        let e: async_graphql::Error = AppError::Internal(anyhow::anyhow!("password=hunter2 at db.internal")).into();
+        assert!(!e.message.contains("hunter2"));
+        assert!(e.message.starts_with("internal error (id "));
+        let code = e.extensions.as_ref().and_then(|x| x.get("code")).cloned();
+        assert_eq!(code, Some(async_graphql::Value::from("INTERNAL")));
+    }
+
+    #[test]
+    fn each_kind_has_its_code() {
+        let code = |e: AppError| {
+            let g: async_graphql::Error = e.into();
+            g.extensions.and_then(|x| x.get("code").cloned())
+        };
+        assert_eq!(code(AppError::NotFound), Some("NOT_FOUND".into()));
+        assert_eq!(code(AppError::Forbidden), Some("FORBIDDEN".into()));
+        assert_eq!(code(AppError::bad_input("x")), Some("BAD_USER_INPUT".into()));
+        assert_eq!(code(AppError::Unauthenticated("x".into())), Some("UNAUTHENTICATED".into()));
+    }
+}

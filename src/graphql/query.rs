@@ -1,0 +1,186 @@
+//! The query root. Resolvers decode arguments, call a service, wrap the result: nothing more.
+use async_graphql::{Context, InputObject, Object, Result, ID};
+
+use super::{
+    context::ContextExt,
+    ids::{self, NodeType},
+    types::*,
+};
+use crate::{
+    domain,
+    error::AppError,
+    service::{catalog, overview, policy, storage_backends},
+};
+
+#[derive(InputObject, Default)]
+pub struct CourseFilter {
+    /// Only courses in this category.
+    category_id: Option<ID>,
+    /// With `categoryId`: also courses in its sub-categories (default true).
+    #[graphql(default = true)]
+    include_subcategories: bool,
+    /// Case-insensitive text in the short or full name.
+    search: Option<String>,
+}
+
+#[derive(InputObject, Default)]
+pub struct CourseOrder {
+    #[graphql(default)]
+    field: CourseOrderField,
+    #[graphql(default)]
+    direction: OrderDirection,
+}
+
+#[derive(InputObject, Default)]
+pub struct ActivityFilter {
+    course_id: Option<ID>,
+    kinds: Option<Vec<ActivityKind>>,
+    archive_states: Option<Vec<ActivityArchiveState>>,
+    /// Case-insensitive text in the name.
+    search: Option<String>,
+}
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// The caller.
+    async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
+        Ok(Viewer(ctx.access()?.clone()))
+    }
+
+    /// Any object by its global id. Out of scope answers NOT_FOUND, like a missing object.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+        let (t, _) = ids::decode_any(&id)?;
+        let found = load_nodes(ctx, t, &[id]).await?.pop().flatten();
+        Ok(Some(found.ok_or(AppError::NotFound)?))
+    }
+
+    /// Objects by global id, in the order asked; `null` where missing or out of scope.
+    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Option<Node>>> {
+        ctx.access()?;
+        if ids.len() > 100 {
+            return Err(AppError::bad_input("at most 100 ids at once").into());
+        }
+        // One statement per type asked for, whatever the number of ids.
+        let mut out: Vec<Option<Node>> = (0..ids.len()).map(|_| None).collect();
+        for t in [NodeType::Course, NodeType::CourseCategory, NodeType::Activity, NodeType::StorageBackend] {
+            let (pos, of_type): (Vec<usize>, Vec<ID>) =
+                ids.iter().enumerate().filter(|(_, id)| matches!(ids::decode_any(id), Ok((x, _)) if x == t)).map(|(i, id)| (i, id.clone())).unzip();
+            if of_type.is_empty() {
+                continue;
+            }
+            for (p, n) in pos.into_iter().zip(load_nodes(ctx, t, &of_type).await?) {
+                out[p] = n;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Categories at one level of the tree: top-level ones, or the children of `parentId`.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn categories(&self, ctx: &Context<'_>, parent_id: Option<ID>, first: Option<i32>, after: Option<String>) -> Result<Conn<CourseCategory>> {
+        let parent = parent_id.map(|p| ids::decode(&p, NodeType::CourseCategory)).transpose()?;
+        let page = catalog::categories(ctx.db(), ctx.access()?, parent, &ctx.page(first, after)?).await?;
+        Ok(connection(page, CourseCategory::new)?)
+    }
+
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn courses(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<CourseFilter>,
+        order_by: Option<CourseOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Course>> {
+        let f = filter.unwrap_or(CourseFilter { include_subcategories: true, ..Default::default() });
+        let o = order_by.unwrap_or_default();
+        let filter = catalog::CourseFilter {
+            category_id: f.category_id.map(|c| ids::decode(&c, NodeType::CourseCategory)).transpose()?,
+            include_subcategories: f.include_subcategories,
+            search: f.search,
+        };
+        let order = match o.field {
+            CourseOrderField::ShortName => catalog::CourseOrder::ShortName,
+            CourseOrderField::FullName => catalog::CourseOrder::FullName,
+            CourseOrderField::Id => catalog::CourseOrder::Id,
+        };
+        let page = catalog::courses(ctx.db(), ctx.access()?, &filter, order, o.direction == OrderDirection::Desc, &ctx.page(first, after)?).await?;
+        Ok(connection(page, Course::new)?)
+    }
+
+    /// One course, by global `id` or by the LMS's `lmsId` (exactly one of them).
+    async fn course(&self, ctx: &Context<'_>, id: Option<ID>, lms_id: Option<String>) -> Result<Option<Course>> {
+        let access = ctx.access()?;
+        let m = match (id, lms_id) {
+            (Some(id), None) => catalog::course(ctx.db(), access, ids::decode(&id, NodeType::Course)?).await?,
+            (None, Some(lms)) => catalog::course_by_lms_id(ctx.db(), access, &lms).await?,
+            _ => return Err(AppError::bad_input("give exactly one of `id` and `lmsId`").into()),
+        };
+        Ok(Some(Course::new(m)))
+    }
+
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn activities(&self, ctx: &Context<'_>, filter: Option<ActivityFilter>, first: Option<i32>, after: Option<String>) -> Result<Conn<Activity>> {
+        let f = filter.unwrap_or_default();
+        let filter = catalog::ActivityFilter {
+            course_id: f.course_id.map(|c| ids::decode(&c, NodeType::Course)).transpose()?,
+            kinds: f.kinds.unwrap_or_default().into_iter().map(domain::ActivityKind::from).collect(),
+            archive_states: f.archive_states.unwrap_or_default().into_iter().map(domain::ActivityArchiveState::from).collect(),
+            search: f.search,
+        };
+        let page = catalog::activities(ctx.db(), ctx.access()?, &filter, &ctx.page(first, after)?).await?;
+        Ok(connection(page, Activity::new)?)
+    }
+
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn storage_backends(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Conn<StorageBackend>> {
+        let page = storage_backends::list(ctx.db(), ctx.access()?, &ctx.page(first, after)?).await?;
+        Ok(connection(page, StorageBackend::new)?)
+    }
+
+    /// The global archiving defaults.
+    async fn policy(&self, ctx: &Context<'_>) -> Result<Policy> {
+        Ok(Policy { values: policy::get(ctx.db(), ctx.access()?).await? })
+    }
+
+    /// Counts across everything in the caller's scope, or one course.
+    async fn archiving_overview(&self, ctx: &Context<'_>, course_id: Option<ID>) -> Result<ArchivingOverview> {
+        let course = course_id.map(|c| ids::decode(&c, NodeType::Course)).transpose()?;
+        let access = ctx.access()?;
+        if let Some(c) = course {
+            catalog::course(ctx.db(), access, c).await?;
+        }
+        Ok(overview::overview(ctx.db(), access, course).await?.into())
+    }
+}
+
+/// Loads nodes of one type, keeping the order of `ids`; `None` where missing or out of scope.
+async fn load_nodes(ctx: &Context<'_>, t: NodeType, ids: &[ID]) -> Result<Vec<Option<Node>>> {
+    let access = ctx.access()?;
+    let db = ctx.db();
+    let keys: Vec<Option<i64>> = ids.iter().map(|id| ids::decode(id, t).ok()).collect();
+    let wanted: Vec<i64> = keys.iter().flatten().copied().collect();
+    let pick = |k: &Option<i64>| k.as_ref().copied();
+    Ok(match t {
+        NodeType::Course => {
+            let found = catalog::courses_visible(db, access, &wanted).await?;
+            keys.iter().map(|k| pick(k).and_then(|k| found.get(&k).cloned()).map(|m| Node::Course(Course::new(m)))).collect()
+        }
+        NodeType::CourseCategory => {
+            let found = catalog::categories_visible(db, access, &wanted).await?;
+            keys.iter().map(|k| pick(k).and_then(|k| found.get(&k).cloned()).map(|m| Node::CourseCategory(CourseCategory::new(m)))).collect()
+        }
+        NodeType::Activity => {
+            let found = catalog::activities_visible(db, access, &wanted).await?;
+            keys.iter().map(|k| pick(k).and_then(|k| found.get(&k).cloned()).map(|m| Node::Activity(Activity::new(m)))).collect()
+        }
+        NodeType::StorageBackend => {
+            let found = storage_backends::by_ids(db, access, &wanted).await?;
+            keys.iter()
+                .map(|k| pick(k).and_then(|k| found.iter().find(|m| m.id == k).cloned()).map(|m| Node::StorageBackend(StorageBackend::new(m))))
+                .collect()
+        }
+    })
+}

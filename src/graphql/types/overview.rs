@@ -1,0 +1,47 @@
+use async_graphql::SimpleObject;
+
+use super::enums;
+use crate::{domain::ActivityArchiveState as S, graphql::scalars::BigInt, service::overview::Overview};
+
+/// Activities counted by archive state.
+#[derive(SimpleObject)]
+pub struct ActivityStateCounts {
+    total: u64,
+    never_archived: u64,
+    archived: u64,
+    changed: u64,
+}
+
+#[derive(SimpleObject)]
+pub struct JobStatusCount {
+    status: enums::ArchiveJobStatus,
+    count: u64,
+}
+
+/// What is archived, what runs and what is stored, within the caller's scope.
+#[derive(SimpleObject)]
+pub struct ArchivingOverview {
+    activities: ActivityStateCounts,
+    /// Jobs per status; statuses without jobs are left out.
+    jobs: Vec<JobStatusCount>,
+    /// Archive files not deleted.
+    stored_files: u64,
+    stored_bytes: BigInt,
+}
+
+impl From<Overview> for ArchivingOverview {
+    fn from(o: Overview) -> Self {
+        let n = |s| o.activities.get(&s).copied().unwrap_or(0);
+        Self {
+            activities: ActivityStateCounts {
+                total: n(S::NeverArchived) + n(S::Archived) + n(S::Changed),
+                never_archived: n(S::NeverArchived),
+                archived: n(S::Archived),
+                changed: n(S::Changed),
+            },
+            jobs: o.jobs.iter().map(|(s, c)| JobStatusCount { status: (*s).into(), count: *c }).collect(),
+            stored_files: o.stored_files,
+            stored_bytes: BigInt(o.stored_bytes),
+        }
+    }
+}

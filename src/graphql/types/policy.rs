@@ -1,0 +1,53 @@
+use async_graphql::{Context, Object, Result};
+
+use super::{enums, StorageBackend};
+use crate::{
+    domain::PolicyValues,
+    entity::storage_backend,
+    graphql::context::ContextExt,
+};
+
+/// The global archiving defaults. A locked field cannot be overridden when a job is created.
+pub struct Policy {
+    pub values: PolicyValues,
+}
+
+#[Object]
+impl Policy {
+    async fn format(&self) -> enums::ArchiveFormat {
+        self.values.format.into()
+    }
+    /// Pattern of package file names, with `${variable}` placeholders.
+    async fn filename_pattern(&self) -> &str {
+        &self.values.filename_pattern
+    }
+    /// Days an archive is kept; `null`: kept until deleted by hand.
+    async fn retention_days(&self) -> Option<u32> {
+        self.values.retention_days
+    }
+    /// Whether packages are timestamped by a Time-Stamp Authority (RFC 3161).
+    async fn timestamping(&self) -> bool {
+        self.values.timestamping
+    }
+    /// Minutes a job may run before it ends in TIMEOUT.
+    async fn job_timeout_minutes(&self) -> u32 {
+        self.values.job_timeout_minutes
+    }
+    /// Where packages are stored; empty: the default backend.
+    async fn storage_backends(&self, ctx: &Context<'_>) -> Result<Vec<StorageBackend>> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        if self.values.storage_backends.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = storage_backend::Entity::find()
+            .filter(storage_backend::Column::Name.is_in(self.values.storage_backends.clone()))
+            .all(ctx.db())
+            .await
+            .map_err(crate::error::AppError::from)?;
+        Ok(rows.into_iter().map(StorageBackend::new).collect())
+    }
+    /// The fields a job cannot override.
+    async fn locked(&self) -> Vec<enums::PolicyField> {
+        self.values.locked.iter().map(|f| (*f).into()).collect()
+    }
+}

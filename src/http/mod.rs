@@ -1,0 +1,118 @@
+//! The HTTP surface: /graphql (GET, POST), /graphql/ws (graphql-transport-ws), GraphiQL at /,
+//! /healthz and /readyz.
+use std::sync::Arc;
+
+use async_graphql::{http::GraphiQLSource, Data};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::{
+    extract::{State, WebSocketUpgrade},
+    http::{header::AUTHORIZATION, HeaderMap, Method, StatusCode},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use tower_http::trace::TraceLayer;
+
+use crate::{
+    app::AppState,
+    auth::JwtKeys,
+    graphql::{loaders::Loaders, RequestAuth},
+    service::Access,
+};
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphql).post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        // Log method and path only: query strings may carry signed download tokens later.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        }))
+        .with_state(state)
+}
+
+/// Authenticates a bearer token (`Bearer <jwt>`; the scheme is case-insensitive).
+pub fn authenticate(keys: &JwtKeys, header: Option<&str>) -> RequestAuth {
+    let Some(value) = header else { return RequestAuth::Anonymous };
+    let token = match value.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => t.trim(),
+        _ => return RequestAuth::Invalid("expected `Authorization: Bearer <token>`".into()),
+    };
+    match keys.verify(token) {
+        Ok(p) => RequestAuth::Authenticated(Access::new(p)),
+        Err(reason) => RequestAuth::Invalid(reason),
+    }
+}
+
+fn request_data(state: &AppState, auth: RequestAuth) -> (RequestAuth, Loaders) {
+    let access = match &auth {
+        RequestAuth::Authenticated(a) => Some(a.clone()),
+        _ => None,
+    };
+    (auth, Loaders::new(&state.db, access))
+}
+
+async fn graphql(State(state): State<AppState>, method: Method, headers: HeaderMap, req: GraphQLRequest) -> Response {
+    let mut req = req.into_inner();
+    // GET must not change anything: a link or an <img> must never run a mutation.
+    if method == Method::GET {
+        let is_mutation = async_graphql::parser::parse_query(&req.query).map(|doc| {
+            doc.operations.iter().any(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Mutation)
+        });
+        if matches!(is_mutation, Ok(true)) {
+            return (StatusCode::METHOD_NOT_ALLOWED, "mutations need POST").into_response();
+        }
+    }
+    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let (auth, loaders) = request_data(&state, authenticate(&state.jwt, header));
+    req = req.data(auth).data(loaders);
+    GraphQLResponse::from(state.schema.execute(req).await).into_response()
+}
+
+async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .protocols(["graphql-transport-ws"])
+        .on_upgrade(move |stream| {
+            let schema = state.schema.clone();
+            let jwt = state.jwt.clone();
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| async move { ws_init(&state, &jwt, payload) })
+                .serve()
+        })
+}
+
+/// The token comes in `connection_init`: `{"authorization": "Bearer <jwt>"}` or `{"token": "<jwt>"}`.
+/// A missing or bad token refuses the connection.
+fn ws_init(state: &AppState, jwt: &Arc<JwtKeys>, payload: serde_json::Value) -> async_graphql::Result<Data> {
+    let header = match (payload.get("authorization").or_else(|| payload.get("Authorization")), payload.get("token")) {
+        (Some(a), _) => a.as_str().map(str::to_string),
+        (None, Some(t)) => t.as_str().map(|t| format!("Bearer {t}")),
+        _ => None,
+    };
+    match authenticate(jwt, header.as_deref()) {
+        RequestAuth::Authenticated(a) => {
+            let (auth, loaders) = request_data(state, RequestAuth::Authenticated(a));
+            let mut data = Data::default();
+            data.insert(auth);
+            data.insert(loaders);
+            Ok(data)
+        }
+        RequestAuth::Invalid(reason) => Err(async_graphql::Error::new(reason)),
+        RequestAuth::Anonymous => Err(async_graphql::Error::new("authentication required: send a token in connection_init")),
+    }
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").title("Archiving Manager").finish())
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if crate::db::is_ready(&state.db).await {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}

@@ -1,0 +1,118 @@
+//! The `archiving-manager` command line.
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use archiving_manager::{
+    app::{self, AppState},
+    auth::{JwtKeys, Principal, Role},
+    config::{JwtAlgorithm, Settings},
+    db, graphql,
+};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "archiving-manager", version, about = "Archives LMS exam data for legal long-term retention")]
+struct Cli {
+    /// TOML config file; `ARCHIVING_*` environment variables override it.
+    #[arg(long, global = true, env = "ARCHIVING_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the workers in one process.
+    Serve,
+    /// Run workers only, without the API (scale-out on PostgreSQL).
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Print a JWT signed with the configured key, for bootstrap and scripts.
+    Token {
+        /// admin, manager, teacher, auditor or reporter (repeatable).
+        #[arg(long = "role", required = true, value_parser = parse_role)]
+        roles: Vec<Role>,
+        /// LMS id of a course a teacher role is scoped to (repeatable).
+        #[arg(long = "course")]
+        courses: Vec<String>,
+        /// LMS id of a category a manager role is scoped to (repeatable).
+        #[arg(long = "category")]
+        categories: Vec<String>,
+        /// How long the token is valid, e.g. 30m, 12h, 7d.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// The token's subject.
+        #[arg(long, default_value = "cli")]
+        subject: String,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|_| format!("unknown role {s:?}: use admin, manager, teacher, auditor or reporter"))
+}
+
+fn init_tracing(filter: &str) {
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).try_init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Schema = cli.command {
+        print!("{}", graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings.log);
+    match run(cli.command, settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Schema => unreachable!("handled before settings are loaded"),
+        Command::Token { roles, courses, categories, ttl, subject } => {
+            let keys = JwtKeys::from_settings(&settings)?;
+            println!("{}", keys.mint(&Principal { subject, roles, courses, categories }, ttl)?);
+        }
+        Command::Migrate => {
+            let (conn, _) = db::connect(&settings.database_url()).await?;
+            db::migrate(&conn).await?;
+            eprintln!("migrations applied to {}", db::redact_url(&settings.database_url()));
+        }
+        Command::Serve => {
+            // Only with the embedded defaults (a secret generated in the data dir) is a bootstrap
+            // admin token printed; a configured deployment mints its tokens deliberately.
+            let bootstrap = settings.jwt_algorithm == JwtAlgorithm::HS256 && settings.jwt_secret.is_none();
+            let state = AppState::init(settings).await?;
+            let listener = tokio::net::TcpListener::bind(state.settings.listen).await?;
+            let addr = listener.local_addr()?;
+            println!("Archiving Manager listening on http://{addr}");
+            println!("GraphiQL: http://{addr}/");
+            if bootstrap {
+                let admin = Principal { subject: "bootstrap-admin".into(), roles: vec![Role::Admin], courses: vec![], categories: vec![] };
+                println!("Admin token (12h; send as `Authorization: Bearer <token>`):\n{}", state.jwt.mint(&admin, Duration::from_secs(12 * 3600))?);
+            }
+            app::serve(state, listener, app::shutdown_signal()).await?;
+        }
+        Command::Worker => {
+            let _state = AppState::init(settings).await?;
+            tracing::info!("worker started; no job queue is wired yet, waiting for shutdown");
+            app::shutdown_signal().await;
+        }
+    }
+    Ok(())
+}

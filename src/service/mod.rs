@@ -1,0 +1,12 @@
+//! Use cases, called by GraphQL, the CLI and automation alike. No GraphQL types here: resolvers
+//! translate; services decide and query.
+pub mod access;
+pub mod catalog;
+pub mod overview;
+pub mod pagination;
+pub mod policy;
+pub mod storage_backends;
+pub mod sync;
+
+pub use access::Access;
+pub use pagination::{Page, PageArgs};
