@@ -17,7 +17,7 @@ pub type AppSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
 
 /// Deepest nesting a query may have, and the most fields it may cost (lists count `first` times).
 pub const MAX_DEPTH: usize = 15;
-pub const MAX_COMPLEXITY: usize = 20_000;
+pub const MAX_COMPLEXITY: usize = 250_000;
 
 fn builder() -> async_graphql::SchemaBuilder<QueryRoot, EmptyMutation, EmptySubscription> {
     Schema::build(QueryRoot, EmptyMutation, EmptySubscription).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY)
