@@ -1,0 +1,385 @@
+//! The local-directory driver (the default backend).
+//!
+//! Atomic, create-only writes without `object_store`'s `LocalFileSystem`: that store can only take
+//! an in-memory payload for a create-only put, and its streaming (multipart) upload publishes with
+//! a `rename`, which replaces an existing file. Here a put streams the source into a hidden
+//! temporary file in the destination directory (`.tmp-<uuid>`, never a valid key), hashing as it
+//! goes, `fsync`s it, then publishes it with `link(2)` — which fails if the name exists, so an
+//! existing object is never replaced — removes the temporary name and `fsync`s the directories.
+//! Where the file system has no hard links, `renameat2(RENAME_NOREPLACE)` (Linux) does the same.
+//! Readers therefore only ever see complete files. Stored files are made read-only.
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{self, Read, Write},
+    path::{Path, PathBuf},
+};
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::{normalize_sha256, resolve_range, validate_key, GetObject, HealthReport, StorageDriver, StorageError, StoredObject};
+
+const COPY_BUFFER: usize = 1024 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+const HEALTH_DIR: &str = ".health";
+
+#[derive(Debug, Clone)]
+pub struct LocalDirectory {
+    root: PathBuf,
+}
+
+impl LocalDirectory {
+    /// A driver storing under `root` (absolute; created if missing).
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let root = root.into();
+        if !root.is_absolute() {
+            return Err(StorageError::Permanent(format!("the local storage path must be absolute: {}", root.display())));
+        }
+        fs::create_dir_all(&root).map_err(|e| io_error(&format!("creating the storage directory {}", root.display()), e))?;
+        Ok(Self { root })
+    }
+
+    /// From settings `{"path": "/abs/dir"}`.
+    pub fn from_settings(settings: &serde_json::Value) -> Result<Self, StorageError> {
+        let path = settings
+            .get("path")
+            .and_then(|p| p.as_str())
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| StorageError::Permanent("local storage settings need `path` (an absolute directory)".into()))?;
+        Self::new(path)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn file_path(&self, key: &str) -> Result<PathBuf, StorageError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+/// Maps an I/O error: what retrying cannot fix is `Permanent`, the rest (a full disk included) is
+/// `Transient`.
+fn io_error(context: &str, e: io::Error) -> StorageError {
+    use io::ErrorKind::*;
+    let msg = format!("{context}: {e}");
+    match e.kind() {
+        PermissionDenied | ReadOnlyFilesystem | NotADirectory | IsADirectory | InvalidInput | InvalidFilename | NotFound
+        | FileTooLarge | Unsupported => StorageError::Permanent(msg),
+        _ => StorageError::Transient(msg),
+    }
+}
+
+/// Removes the temporary file unless disarmed.
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// `fsync` of a directory (a no-op where directories cannot be opened, i.e. not Unix).
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// `fsync`s `dir` and its ancestors up to and including `root`, so that directories created for a
+/// new object are durable too.
+fn sync_dirs_up_to(dir: &Path, root: &Path) -> io::Result<()> {
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        sync_dir(d)?;
+        if d == root {
+            break;
+        }
+        cur = d.parent().filter(|p| p.starts_with(root));
+    }
+    Ok(())
+}
+
+/// Publishes `tmp` as `dest` unless `dest` exists (`ErrorKind::AlreadyExists`). After a hard link
+/// both names exist; the caller removes `tmp`.
+fn link_no_replace(tmp: &Path, dest: &Path) -> io::Result<()> {
+    match fs::hard_link(tmp, dest) {
+        Ok(()) => Ok(()), // the caller removes the temporary name
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(link_err) => {
+            // No hard links on this file system (e.g. some FUSE/SMB mounts): rename without replacing.
+            #[cfg(target_os = "linux")]
+            {
+                use rustix::fs::{renameat_with, RenameFlags, CWD};
+                match renameat_with(CWD, tmp, CWD, dest, RenameFlags::NOREPLACE) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e == rustix::io::Errno::EXIST => Err(io::Error::from(e)),
+                    Err(_) => Err(link_err),
+                }
+            }
+            #[cfg(not(target_os = "linux"))]
+            {
+                Err(link_err)
+            }
+        }
+    }
+}
+
+/// Identity of a file (device and inode on Unix), to tell our file from one put there by others.
+fn file_identity(meta: &fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// Size and SHA-256 of an open file, read in chunks.
+fn hash_file(mut f: File) -> io::Result<StoredObject> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; COPY_BUFFER];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(StoredObject { size, sha256: hex::encode(hasher.finalize()) })
+}
+
+/// The blocking heart of a put: `source` → temp file (hashed) → fsync → link → fsync dirs → read
+/// back. `rel` is trusted here (checked by the caller, or a reserved name of the driver).
+fn store_blocking(root: &Path, rel: &str, source: &mut dyn Read, expected: &str) -> Result<StoredObject, StorageError> {
+    let dest = root.join(rel);
+    let dir = dest.parent().expect("a key has a file name").to_path_buf();
+    // Cheap early answer; the link below is what guarantees create-only.
+    if fs::symlink_metadata(&dest).is_ok() {
+        return Err(StorageError::AlreadyExists);
+    }
+    fs::create_dir_all(&dir).map_err(|e| io_error("creating the object's directory", e))?;
+    let tmp_path = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+    let mut tmp = TempFile(None);
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp_path)
+        .map_err(|e| io_error("creating a temporary file", e))?;
+    tmp.0 = Some(tmp_path.clone());
+    let ours = out.metadata().ok().as_ref().and_then(file_identity);
+
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; COPY_BUFFER];
+    let mut written = 0u64;
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_error("reading the source file", e)),
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|e| io_error("writing the temporary file", e))?;
+        written += n as u64;
+    }
+    let sha256 = hex::encode(hasher.finalize());
+    if sha256 != expected {
+        // Nothing was published; the temporary file goes with `tmp`.
+        return Err(StorageError::Integrity(format!("the source has SHA-256 {sha256}, expected {expected}")));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        out.set_permissions(fs::Permissions::from_mode(0o444)).map_err(|e| io_error("making the file read-only", e))?;
+    }
+    out.sync_all().map_err(|e| io_error("syncing the temporary file", e))?;
+    drop(out);
+
+    match link_no_replace(&tmp_path, &dest) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(StorageError::AlreadyExists),
+        Err(e) => return Err(io_error("publishing the object", e)),
+    }
+    tmp.0 = None;
+    let _ = fs::remove_file(&tmp_path); // the second name after a link; already gone after a rename
+    sync_dirs_up_to(&dir, root).map_err(|e| io_error("syncing the directory", e))?;
+
+    // Read back what is now stored under the key. It is ours (same inode) unless someone deleted
+    // and recreated it meanwhile; only ours may be removed if bad.
+    let check = File::open(&dest).and_then(|f| {
+        let identity = f.metadata().ok().as_ref().and_then(file_identity);
+        hash_file(f).map(|stored| (stored, identity))
+    });
+    match check {
+        Ok((_, found)) if ours.is_some() && found != ours => Err(StorageError::AlreadyExists),
+        Ok((stored, _)) if stored.sha256 == expected && stored.size == written => Ok(stored),
+        Ok((stored, _)) => {
+            let _ = fs::remove_file(&dest);
+            let _ = sync_dir(&dir);
+            Err(StorageError::Integrity(format!(
+                "read back {} bytes with SHA-256 {}, expected {written} bytes with {expected}; the object was removed",
+                stored.size, stored.sha256
+            )))
+        }
+        Err(e) => Err(io_error("reading the stored object back", e)),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StorageError> + Send + 'static) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StorageError::Transient(format!("storage task failed: {e}")))?
+}
+
+fn free_bytes(root: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(root).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+#[async_trait::async_trait]
+impl StorageDriver for LocalDirectory {
+    async fn put_file(&self, key: &str, path: &Path, expected_sha256: &str) -> Result<StoredObject, StorageError> {
+        validate_key(key)?;
+        let expected = normalize_sha256(expected_sha256)?;
+        let (root, key, path) = (self.root.clone(), key.to_string(), path.to_path_buf());
+        blocking(move || {
+            let mut source = File::open(&path).map_err(|e| io_error(&format!("opening the source file {}", path.display()), e))?;
+            store_blocking(&root, &key, &mut source, &expected)
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str, range: Option<(u64, Option<u64>)>) -> Result<GetObject, StorageError> {
+        let path = self.file_path(key)?;
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::NotFound),
+            Err(e) => return Err(io_error("opening the object", e)),
+        };
+        let meta = file.metadata().await.map_err(|e| io_error("reading the object's metadata", e))?;
+        if !meta.is_file() {
+            return Err(StorageError::NotFound);
+        }
+        let total = meta.len();
+        let (range, len) = match range {
+            None => (None, total),
+            Some(r) => {
+                let r = resolve_range(r, total)?;
+                file.seek(io::SeekFrom::Start(r.start)).await.map_err(|e| io_error("seeking in the object", e))?;
+                let len = r.end - r.start;
+                (Some(r), len)
+            }
+        };
+        let stream = ReaderStream::with_capacity(file.take(len), READ_CHUNK).boxed();
+        Ok(GetObject { total_size: total, range, stream })
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let path = self.file_path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("reading the object's metadata", e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let path = self.file_path(key)?;
+        blocking(move || {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_error("deleting the object", e)),
+            }
+            if let Some(dir) = path.parent() {
+                sync_dir(dir).map_err(|e| io_error("syncing the directory", e))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn health(&self) -> HealthReport {
+        let root = self.root.clone();
+        let probe = blocking(move || {
+            fs::create_dir_all(&root).map_err(|e| io_error("creating the storage directory", e))?;
+            let rel = format!("{HEALTH_DIR}/probe-{}", uuid::Uuid::new_v4().simple());
+            let content = format!("archiving-manager health probe {rel}");
+            let expected = super::sha256_hex(content.as_bytes());
+            let result = store_blocking(&root, &rel, &mut content.as_bytes(), &expected);
+            let removed = fs::remove_file(root.join(&rel));
+            result?;
+            removed.map_err(|e| io_error("deleting the probe", e))?;
+            Ok(free_bytes(&root))
+        })
+        .await;
+        match probe {
+            Ok(free) => HealthReport { reachable: true, free_bytes: free, used_bytes: None, error: None },
+            Err(e) => HealthReport { reachable: false, free_bytes: free_bytes(&self.root), used_bytes: None, error: Some(e.to_string()) },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn storage_local_put_leaves_no_temporary_files_and_is_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = LocalDirectory::new(dir.path()).unwrap();
+        let src = dir.path().join("src.bin");
+        fs::write(&src, b"hello").unwrap();
+        let sha = super::super::sha256_hex(b"hello");
+        d.put_file("a/b/c.bin", &src, &sha).await.unwrap();
+        let names: Vec<_> = fs::read_dir(dir.path().join("a/b")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("c.bin")]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(dir.path().join("a/b/c.bin")).unwrap().permissions().mode() & 0o222, 0);
+        }
+        // A wrong hash leaves no temporary file behind either.
+        let err = d.put_file("a/b/d.bin", &src, &"0".repeat(64)).await.unwrap_err();
+        assert!(matches!(err, StorageError::Integrity(_)), "{err:?}");
+        assert_eq!(fs::read_dir(dir.path().join("a/b")).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn storage_local_settings_are_checked() {
+        assert!(matches!(LocalDirectory::from_settings(&serde_json::json!({})), Err(StorageError::Permanent(_))));
+        assert!(matches!(LocalDirectory::from_settings(&serde_json::json!({"path": "relative/dir"})), Err(StorageError::Permanent(_))));
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("new/deeper");
+        let d = LocalDirectory::from_settings(&serde_json::json!({ "path": sub })).unwrap();
+        assert!(sub.is_dir());
+        let h = d.health().await;
+        assert!(h.reachable && h.free_bytes.is_some(), "{h:?}");
+        assert_eq!(fs::read_dir(sub.join(HEALTH_DIR)).unwrap().count(), 0, "the probe is removed");
+    }
+
+    #[tokio::test]
+    async fn storage_local_missing_source_is_permanent() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = LocalDirectory::new(dir.path()).unwrap();
+        let err = d.put_file("x", &dir.path().join("nope"), &"0".repeat(64)).await.unwrap_err();
+        assert!(matches!(err, StorageError::Permanent(_)), "{err:?}");
+    }
+}
