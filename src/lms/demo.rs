@@ -73,6 +73,26 @@ pub struct DemoLms {
     persons: Vec<LmsPerson>,
     courses: Vec<LmsCourse>,
     activities: Vec<ActivitySpec>,
+    /// See [`DemoLms::with_file_size`].
+    bulk_file_size: Option<u64>,
+    /// See [`DemoLms::with_record_delay`].
+    record_delay: std::time::Duration,
+    /// See [`DemoLms::with_changes_file`].
+    changes: Option<std::path::PathBuf>,
+}
+
+/// Changes made to the demo LMS after its generation (`archiving-manager demo add-attempt`),
+/// kept in a file so that every process of a deployment sees them.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct DemoChanges {
+    /// Activity LMS id → attempts added.
+    extra_attempts: std::collections::BTreeMap<String, u32>,
+}
+
+impl DemoChanges {
+    fn read(path: &std::path::Path) -> Self {
+        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
 }
 
 fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
@@ -150,7 +170,48 @@ impl DemoLms {
                 });
             }
         }
-        Self { persons, courses, activities }
+        Self { persons, courses, activities, bulk_file_size: None, record_delay: std::time::Duration::ZERO, changes: None }
+    }
+
+    /// Gives every assignment submission one more file, `attachment.bin`, of `bytes` bytes (for
+    /// benchmarks: 10,000 submissions × 107 KB ≈ 1 GiB). Its content is pseudo-random text that
+    /// compresses to about three quarters, generated while it is read, so even huge files cost
+    /// no memory.
+    pub fn with_file_size(mut self, bytes: u64) -> Self {
+        self.bulk_file_size = Some(bytes);
+        self
+    }
+
+    /// Makes reading each record take `delay`, like a slow LMS: lets tests and demos act on a job
+    /// while it runs.
+    pub fn with_record_delay(mut self, delay: std::time::Duration) -> Self {
+        self.record_delay = delay;
+        self
+    }
+
+    /// Reads later changes (added attempts) from `path`, on every access.
+    pub fn with_changes_file(mut self, path: std::path::PathBuf) -> Self {
+        self.changes = Some(path);
+        self
+    }
+
+    /// Simulates a new attempt in an activity, as if a student had just made one: the activity's
+    /// fingerprint changes, so an archived activity becomes CHANGED after the next sync.
+    pub fn add_attempt(&self, activity_lms_id: &str) -> anyhow::Result<u32> {
+        self.spec(activity_lms_id)?;
+        let path = self.changes.as_ref().ok_or_else(|| anyhow::anyhow!("the demo LMS has no changes file"))?;
+        let mut c = DemoChanges::read(path);
+        let n = c.extra_attempts.entry(activity_lms_id.to_string()).or_default();
+        *n += 1;
+        let n = *n;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&c)?)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(n)
+    }
+
+    fn extra_attempts(&self, activity_lms_id: &str) -> u32 {
+        self.changes.as_ref().map_or(0, |p| DemoChanges::read(p).extra_attempts.get(activity_lms_id).copied().unwrap_or(0))
     }
 
     fn spec(&self, activity_lms_id: &str) -> anyhow::Result<&ActivitySpec> {
@@ -161,7 +222,10 @@ impl DemoLms {
     }
 
     /// (person index, attempt number) of every record of an activity, in order.
-    fn record_keys(spec: &ActivitySpec) -> impl Iterator<Item = (usize, u32)> + '_ {
+    fn record_keys(spec: &ActivitySpec, extra: u32) -> impl Iterator<Item = (usize, u32)> + '_ {
+        // Added attempts belong to the first enrolled person, numbered after the at most two
+        // generated ones.
+        let added = (1..=extra).map(move |k| (spec.enrolled.start, 2 + k));
         spec.enrolled.clone().flat_map(move |p| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed(&[&spec.activity.lms_id, &p.to_string()]));
             let attempts = match spec.activity.kind {
@@ -170,6 +234,7 @@ impl DemoLms {
             };
             (1..=attempts).map(move |n| (p, n))
         })
+        .chain(added)
     }
 
     fn record(&self, spec: &ActivitySpec, person: usize, n: u32) -> LmsRecord {
@@ -234,7 +299,7 @@ impl DemoLms {
                 let submitted = !spec.open || rng.random_bool(0.5);
                 let submitted_at = submitted.then(|| started + Duration::hours(rng.random_range(1..72)));
                 let file_count = if submitted { rng.random_range(1..=2) } else { 0 };
-                let files = (0..file_count)
+                let mut files: Vec<LmsFile> = (0..file_count)
                     .map(|i| {
                         let (name, media, size) = if i == 0 {
                             ("essay.txt", "text/plain", rng.random_range(800..4000))
@@ -244,6 +309,9 @@ impl DemoLms {
                         LmsFile { id: format!("{id}:{i}:{size}"), name: name.into(), media_type: media.into(), size }
                     })
                     .collect();
+                if let Some(size) = self.bulk_file_size {
+                    files.push(LmsFile { id: format!("{id}:bulk:{size}"), name: "attachment.bin".into(), media_type: "application/octet-stream".into(), size });
+                }
                 let graded = submitted && !spec.open;
                 let graded_at = submitted_at.filter(|_| graded).map(|s| s + Duration::days(7));
                 let feedback_files = if graded && rng.random_bool(0.5) {
@@ -318,7 +386,7 @@ impl LmsSource for DemoLms {
 
     async fn record_versions(&self, activity_lms_id: &str) -> anyhow::Result<Vec<RecordVersion>> {
         let spec = self.spec(activity_lms_id)?;
-        Ok(Self::record_keys(spec)
+        Ok(Self::record_keys(spec, self.extra_attempts(activity_lms_id))
             .map(|(p, n)| {
                 let r = self.record(spec, p, n);
                 let (id, modified_at) = match r {
@@ -332,13 +400,56 @@ impl LmsSource for DemoLms {
 
     fn records<'a>(&'a self, activity_lms_id: &'a str) -> BoxStream<'a, anyhow::Result<LmsRecord>> {
         match self.spec(activity_lms_id) {
-            Ok(spec) => stream::iter(Self::record_keys(spec)).map(move |(p, n)| Ok(self.record(spec, p, n))).boxed(),
+            Ok(spec) => stream::iter(Self::record_keys(spec, self.extra_attempts(activity_lms_id)))
+                .then(move |(p, n)| async move {
+                    if !self.record_delay.is_zero() {
+                        tokio::time::sleep(self.record_delay).await;
+                    }
+                    Ok(self.record(spec, p, n))
+                })
+                .boxed(),
             Err(e) => stream::once(async move { Err(e) }).boxed(),
         }
     }
 
     async fn open_file(&self, file: &LmsFile) -> anyhow::Result<FileReader> {
+        if file.id.contains(":bulk:") {
+            return Ok(Box::new(BulkReader { rng: ChaCha8Rng::seed_from_u64(seed(&[&file.id])), remaining: file.size, column: 0 }));
+        }
         Ok(Box::new(std::io::Cursor::new(Self::file_bytes(file))))
+    }
+}
+
+/// The content of a [`DemoLms::with_file_size`] file: lines of 76 characters from a 64-character
+/// alphabet (like base64), generated as it is read.
+struct BulkReader {
+    rng: ChaCha8Rng,
+    remaining: u64,
+    column: u8,
+}
+
+impl tokio::io::AsyncRead for BulkReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let n = (buf.remaining() as u64).min(self.remaining) as usize;
+        let mut out = vec![0u8; n];
+        self.rng.fill(&mut out[..]);
+        for b in out.iter_mut() {
+            if self.column == 76 {
+                *b = b'\n';
+                self.column = 0;
+            } else {
+                *b = ALPHABET[(*b & 63) as usize];
+                self.column += 1;
+            }
+        }
+        self.remaining -= n as u64;
+        buf.put_slice(&out);
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
@@ -365,6 +476,21 @@ mod tests {
         let acts = lms.activities().await.unwrap();
         let big = acts.iter().find(|a| a.course_lms_id == LARGE_COURSE && a.kind == ActivityKind::Assign).unwrap();
         assert_eq!(lms.record_versions(&big.lms_id).await.unwrap().len(), 10_000);
+    }
+
+    #[tokio::test]
+    async fn bulk_files_stream_their_announced_size() {
+        let lms = DemoLms::new(1).with_file_size(300_000);
+        let acts = lms.activities().await.unwrap();
+        let assign = acts.iter().find(|a| a.kind == ActivityKind::Assign).unwrap();
+        let recs: Vec<_> = lms.records(&assign.lms_id).map(|r| r.unwrap()).collect().await;
+        let LmsRecord::AssignSubmission(s) = &recs[0] else { panic!("expected a submission") };
+        let f = s.files.iter().find(|f| f.name == "attachment.bin").unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        lms.open_file(f).await.unwrap().read_to_end(&mut a).await.unwrap();
+        lms.open_file(f).await.unwrap().read_to_end(&mut b).await.unwrap();
+        assert_eq!(a.len(), 300_000);
+        assert_eq!(a, b, "the same bytes every time");
     }
 
     #[tokio::test]

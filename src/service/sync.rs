@@ -10,7 +10,6 @@ use sea_orm::{
 };
 
 use crate::{
-    domain::activity::fingerprint,
     entity::{activity, course, course_category, person},
     lms::{LmsActivity, LmsSource},
 };
@@ -26,13 +25,10 @@ pub struct SyncReport {
     pub persons: usize,
 }
 
-/// The fingerprint of an activity's current state: its own version and every record's id and version.
+/// The fingerprint of an activity's current state, as its archiving driver defines it
+/// (`engine::drivers::fingerprint`): its own version and every record's id and version.
 pub async fn activity_fingerprint(lms: &dyn LmsSource, a: &LmsActivity) -> anyhow::Result<String> {
-    let versions = lms.record_versions(&a.lms_id).await?;
-    let head = [a.kind.to_string(), a.modified_at.to_rfc3339()];
-    let parts = versions.iter().flat_map(|v| [v.id.clone(), v.modified_at.to_rfc3339()]);
-    let all: Vec<String> = head.into_iter().chain(parts).collect();
-    Ok(fingerprint(all.iter().map(String::as_str)))
+    crate::engine::drivers::fingerprint(lms, &a.lms_id, a.kind, a.modified_at).await
 }
 
 pub async fn sync_from_lms(db: &DatabaseConnection, lms: &dyn LmsSource) -> anyhow::Result<SyncReport> {
