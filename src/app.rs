@@ -10,8 +10,11 @@ use crate::{
     auth::JwtKeys,
     config::{LmsKind, Settings},
     db::{self, StatementCounter},
-    graphql::{self, AppSchema},
+    engine::{self, Engine},
+    events::EventBus,
+    graphql::{self, AppSchema, SpecExecutor},
     lms::{demo::DemoLms, LmsSource},
+    queue::Queue,
     service::{storage_backends, sync},
 };
 
@@ -22,13 +25,21 @@ pub struct AppState {
     pub statements: StatementCounter,
     pub jwt: Arc<JwtKeys>,
     pub lms: Arc<dyn LmsSource>,
-    pub schema: AppSchema,
+    pub schema: SpecExecutor<AppSchema>,
+    pub engine: Engine,
 }
 
 pub fn lms_source(settings: &Settings) -> Arc<dyn LmsSource> {
     match settings.lms {
-        LmsKind::Demo => Arc::new(DemoLms::new(settings.demo_scale)),
+        LmsKind::Demo => Arc::new(demo_lms(settings)),
     }
+}
+
+/// The demo LMS as configured; its later changes live in the data directory.
+pub fn demo_lms(settings: &Settings) -> DemoLms {
+    DemoLms::new(settings.demo_scale)
+        .with_record_delay(std::time::Duration::from_millis(settings.demo_record_delay_ms as u64))
+        .with_changes_file(settings.data_dir.join("demo-changes.json"))
 }
 
 impl AppState {
@@ -43,8 +54,12 @@ impl AppState {
         let lms = lms_source(&settings);
         let report = sync::sync_from_lms(&db, lms.as_ref()).await.with_context(|| format!("syncing from the {} LMS", lms.name()))?;
         tracing::info!(lms = lms.name(), ?report, "synced from the LMS");
-        let schema = graphql::build(db.clone());
-        Ok(Self { settings: Arc::new(settings), db, statements, jwt, lms, schema })
+        let settings = Arc::new(settings);
+        let bus = EventBus::start(&db).await.context("starting the event bus")?;
+        let queue = Queue::open(&db).await.context("opening the job queue")?;
+        let engine = Engine::new(db.clone(), bus, queue, settings.clone(), lms.clone());
+        let schema = graphql::build(db.clone(), engine.clone());
+        Ok(Self { settings, db, statements, jwt, lms, schema, engine })
     }
 }
 
@@ -52,6 +67,22 @@ impl AppState {
 pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let app = crate::http::router(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving HTTP")
+}
+
+/// Serves the API and runs the workers until `shutdown` resolves; both stop gracefully.
+pub async fn serve_with_workers(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let workers = tokio::spawn(engine::worker::run(state.engine.clone(), stopped(rx.clone())));
+    let api = serve(state, listener, stopped(rx)).await;
+    let workers = workers.await.context("worker pool panicked")?;
+    api.and(workers)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -53,6 +53,26 @@ pub struct Settings {
     pub log: String,
     /// Jobs active at once across all processes.
     pub max_concurrent_jobs: u32,
+    /// Activities archived at once by one process.
+    pub worker_concurrency: u32,
+    /// Retries of a stage after a transient error (storage, network, TSA) before the job fails.
+    pub max_retries: u32,
+    /// First retry delay in seconds; it doubles with each retry (with jitter), up to `retry_max_seconds`.
+    pub retry_base_seconds: u32,
+    pub retry_max_seconds: u32,
+    /// Seconds a worker's claim on a job or task lasts without renewal; after a crash, work resumes
+    /// elsewhere after at most this long.
+    pub lease_seconds: u32,
+    /// Job log entries below this level are not stored: TRACE, DEBUG, INFO, WARN, ERROR, FATAL.
+    pub job_log_level: crate::domain::LogLevel,
+    /// Where packages are built before they are stored; default `data_dir/staging`. Must be shared
+    /// by all workers of a deployment.
+    pub staging_dir: Option<PathBuf>,
+    /// Demo LMS only: milliseconds each record takes to read, to simulate a slow LMS.
+    pub demo_record_delay_ms: u32,
+    /// The server's address as clients reach it, for absolute URLs (downloads); default
+    /// `http://` + `listen`.
+    pub public_url: Option<String>,
 }
 
 fn redact<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -75,6 +95,15 @@ impl Default for Settings {
             demo_scale: 1,
             log: "info".into(),
             max_concurrent_jobs: 5,
+            worker_concurrency: 4,
+            max_retries: 5,
+            retry_base_seconds: 10,
+            retry_max_seconds: 600,
+            lease_seconds: 30,
+            job_log_level: crate::domain::LogLevel::Info,
+            staging_dir: None,
+            demo_record_delay_ms: 0,
+            public_url: None,
         }
     }
 }
@@ -86,10 +115,15 @@ pub struct ConfigError(pub String);
 
 const KEYS: &[&str] = &[
     "listen", "data_dir", "database_url", "jwt_secret", "jwt_issuer", "jwt_audience", "jwt_algorithm",
-    "jwt_public_key_file", "jwt_private_key_file", "lms", "demo_scale", "log", "max_concurrent_jobs",
+    "jwt_public_key_file", "jwt_private_key_file", "lms", "demo_scale", "log", "max_concurrent_jobs", "worker_concurrency",
+    "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds", "job_log_level", "staging_dir", "demo_record_delay_ms",
+    "public_url",
 ];
 
-const NUMERIC_KEYS: &[&str] = &["demo_scale", "max_concurrent_jobs"];
+const NUMERIC_KEYS: &[&str] = &[
+    "demo_scale", "max_concurrent_jobs", "worker_concurrency", "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds",
+    "demo_record_delay_ms",
+];
 
 fn name(key: &str) -> String {
     format!("setting `{key}` ({ENV_PREFIX}{})", key.to_uppercase())
@@ -175,6 +209,20 @@ impl Settings {
         if self.max_concurrent_jobs == 0 {
             return err("max_concurrent_jobs", "must be at least 1");
         }
+        if self.worker_concurrency == 0 {
+            return err("worker_concurrency", "must be at least 1");
+        }
+        if self.retry_base_seconds == 0 || self.retry_max_seconds < self.retry_base_seconds {
+            return err("retry_max_seconds", "must be at least retry_base_seconds, which must be at least 1");
+        }
+        if let Some(u) = &self.public_url {
+            if url::Url::parse(u).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
+                return err("public_url", "must be an http:// or https:// URL");
+            }
+        }
+        if self.lease_seconds < 3 {
+            return err("lease_seconds", "must be at least 3");
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return err("log", "is not a valid log filter (e.g. `info` or `archiving_manager=debug,info`)");
         }
@@ -187,6 +235,18 @@ impl Settings {
             Some(u) => u.clone(),
             None => format!("sqlite://{}?mode=rwc", self.data_dir.join("archiving-manager.db").display()),
         }
+    }
+
+    /// Base of absolute URLs, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    pub fn staging_dir(&self) -> PathBuf {
+        self.staging_dir.clone().unwrap_or_else(|| self.data_dir.join("staging"))
     }
 
     pub fn is_postgres(&self) -> bool {

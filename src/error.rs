@@ -30,6 +30,37 @@ impl From<sea_orm::DbErr> for AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+/// Something in a mutation's input the caller can fix; returned in the payload's `userErrors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserError {
+    /// Path to the input field, e.g. `["activityIds", "2"]`.
+    pub field: Vec<String>,
+    pub code: UserErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum UserErrorCode {
+    /// A value is malformed or out of range.
+    Invalid,
+    /// A list that must not be empty is.
+    Empty,
+    TooMany,
+    /// A referenced object does not exist.
+    NotFound,
+    MixedCourses,
+    ArchivingDisabled,
+    NotArchivable,
+    InvalidFilenamePattern,
+    PolicyLocked,
+    /// The object is in a state that does not allow this.
+    InvalidState,
+    LegalHold,
+    FilesExist,
+    StorageUnavailable,
+}
+
 impl AppError {
     pub fn code(&self) -> &'static str {
         match self {

@@ -22,13 +22,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API and the workers in one process.
-    Serve,
+    Serve {
+        /// Run the API only (workers run in `worker` processes; PostgreSQL).
+        #[arg(long)]
+        no_workers: bool,
+    },
     /// Run workers only, without the API (scale-out on PostgreSQL).
     Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Change the demo LMS, to see how the archiver reacts.
+    Demo {
+        #[command(subcommand)]
+        action: DemoAction,
+    },
     /// Print a JWT signed with the configured key, for bootstrap and scripts.
     Token {
         /// admin, manager, teacher, auditor or reporter (repeatable).
@@ -46,6 +55,16 @@ enum Command {
         /// The token's subject.
         #[arg(long, default_value = "cli")]
         subject: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DemoAction {
+    /// Simulate a new attempt in an activity, then sync: an archived activity becomes CHANGED.
+    AddAttempt {
+        /// The activity's LMS id (`Activity.lmsId`).
+        #[arg(long)]
+        activity: String,
     },
 }
 
@@ -88,12 +107,20 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let keys = JwtKeys::from_settings(&settings)?;
             println!("{}", keys.mint(&Principal { subject, roles, courses, categories }, ttl)?);
         }
+        Command::Demo { action: DemoAction::AddAttempt { activity } } => {
+            let lms = app::demo_lms(&settings);
+            let n = lms.add_attempt(&activity)?;
+            let (conn, _) = db::connect(&settings.database_url()).await?;
+            db::migrate(&conn).await?;
+            archiving_manager::service::sync::sync_from_lms(&conn, &lms).await?;
+            println!("added attempt {n} to activity {activity}; the LMS data was synced");
+        }
         Command::Migrate => {
             let (conn, _) = db::connect(&settings.database_url()).await?;
             db::migrate(&conn).await?;
             eprintln!("migrations applied to {}", db::redact_url(&settings.database_url()));
         }
-        Command::Serve => {
+        Command::Serve { no_workers } => {
             // Only with the embedded defaults (a secret generated in the data dir) is a bootstrap
             // admin token printed; a configured deployment mints its tokens deliberately.
             let bootstrap = settings.jwt_algorithm == JwtAlgorithm::HS256 && settings.jwt_secret.is_none();
@@ -106,12 +133,16 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 let admin = Principal { subject: "bootstrap-admin".into(), roles: vec![Role::Admin], courses: vec![], categories: vec![] };
                 println!("Admin token (12h; send as `Authorization: Bearer <token>`):\n{}", state.jwt.mint(&admin, Duration::from_secs(12 * 3600))?);
             }
-            app::serve(state, listener, app::shutdown_signal()).await?;
+            if no_workers {
+                app::serve(state, listener, app::shutdown_signal()).await?;
+            } else {
+                app::serve_with_workers(state, listener, app::shutdown_signal()).await?;
+            }
         }
         Command::Worker => {
-            let _state = AppState::init(settings).await?;
-            tracing::info!("worker started; no job queue is wired yet, waiting for shutdown");
-            app::shutdown_signal().await;
+            let state = AppState::init(settings).await?;
+            tracing::info!(process = %state.engine.process_id, "worker started");
+            archiving_manager::engine::worker::run(state.engine.clone(), app::shutdown_signal()).await?;
         }
     }
     Ok(())

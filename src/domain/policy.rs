@@ -20,7 +20,7 @@ pub enum PolicyField {
     RetentionDays,
     StorageBackends,
     Timestamping,
-    JobTimeoutMinutes,
+    JobTimeoutSeconds,
 }
 
 /// The effective values of the global policy.
@@ -33,7 +33,7 @@ pub struct PolicyValues {
     /// Names of the storage backends each package goes to; empty: the default backend.
     pub storage_backends: Vec<String>,
     pub timestamping: bool,
-    pub job_timeout_minutes: u32,
+    pub job_timeout_seconds: u32,
     pub locked: Vec<PolicyField>,
 }
 
@@ -46,7 +46,8 @@ impl Default for PolicyValues {
             retention_days: Some(3650),
             storage_backends: Vec::new(),
             timestamping: true,
-            job_timeout_minutes: 120,
+            // Two hours.
+            job_timeout_seconds: 7200,
             locked: Vec::new(),
         }
     }
@@ -63,7 +64,7 @@ impl PolicyValues {
             PolicyField::RetentionDays => self.retention_days = serde_json::from_value(value).map_err(bad)?,
             PolicyField::StorageBackends => self.storage_backends = serde_json::from_value(value).map_err(bad)?,
             PolicyField::Timestamping => self.timestamping = serde_json::from_value(value).map_err(bad)?,
-            PolicyField::JobTimeoutMinutes => self.job_timeout_minutes = serde_json::from_value(value).map_err(bad)?,
+            PolicyField::JobTimeoutSeconds => self.job_timeout_seconds = serde_json::from_value(value).map_err(bad)?,
         }
         if locked && !self.locked.contains(&field) {
             self.locked.push(field);
@@ -77,6 +78,62 @@ impl PolicyValues {
 
     pub fn fields() -> impl Iterator<Item = PolicyField> {
         PolicyField::iter()
+    }
+}
+
+/// The settings a job runs with: the policy's values, overridden where the job asked and the
+/// policy allows. Stored on the job, so later policy changes do not alter it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSettings {
+    pub format: ArchiveFormat,
+    pub filename_pattern: String,
+    pub retention_days: Option<u32>,
+    /// Names of the storage backends each package goes to.
+    pub storage_backends: Vec<String>,
+    pub timestamping: bool,
+    pub job_timeout_seconds: u32,
+}
+
+/// What a job asks to differ from the policy. `retention_days: Some(None)` asks to keep forever.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SettingsOverrides {
+    pub format: Option<ArchiveFormat>,
+    pub filename_pattern: Option<String>,
+    pub retention_days: Option<Option<u32>>,
+    pub storage_backends: Option<Vec<String>>,
+    pub timestamping: Option<bool>,
+    pub job_timeout_seconds: Option<u32>,
+}
+
+impl PolicyValues {
+    /// The job's settings, or the fields whose override a lock forbids. Overriding a locked field
+    /// with its own value is allowed: it changes nothing.
+    pub fn resolve(&self, o: &SettingsOverrides) -> Result<JobSettings, Vec<PolicyField>> {
+        let mut locked = Vec::new();
+        fn pick<T: Clone + PartialEq>(p: &PolicyValues, f: PolicyField, base: &T, o: &Option<T>, locked: &mut Vec<PolicyField>) -> T {
+            match o {
+                Some(v) if v != base && p.is_locked(f) => {
+                    locked.push(f);
+                    base.clone()
+                }
+                Some(v) => v.clone(),
+                None => base.clone(),
+            }
+        }
+        let s = JobSettings {
+            format: pick(self, PolicyField::Format, &self.format, &o.format, &mut locked),
+            filename_pattern: pick(self, PolicyField::FilenamePattern, &self.filename_pattern, &o.filename_pattern, &mut locked),
+            retention_days: pick(self, PolicyField::RetentionDays, &self.retention_days, &o.retention_days, &mut locked),
+            storage_backends: pick(self, PolicyField::StorageBackends, &self.storage_backends, &o.storage_backends, &mut locked),
+            timestamping: pick(self, PolicyField::Timestamping, &self.timestamping, &o.timestamping, &mut locked),
+            job_timeout_seconds: pick(self, PolicyField::JobTimeoutSeconds, &self.job_timeout_seconds, &o.job_timeout_seconds, &mut locked),
+        };
+        if locked.is_empty() {
+            Ok(s)
+        } else {
+            Err(locked)
+        }
     }
 }
 
@@ -94,6 +151,19 @@ mod tests {
         assert_eq!(p.retention_days, None);
         assert!(p.is_locked(PolicyField::Format));
         assert!(!p.is_locked(PolicyField::RetentionDays));
+    }
+
+    #[test]
+    fn locked_fields_cannot_be_overridden() {
+        let mut p = PolicyValues::default();
+        p.apply(PolicyField::Format, json!("TAR_GZ"), true).unwrap();
+        let o = SettingsOverrides { format: Some(ArchiveFormat::Zip), timestamping: Some(false), ..Default::default() };
+        assert_eq!(p.resolve(&o), Err(vec![PolicyField::Format]));
+        let same = SettingsOverrides { format: Some(ArchiveFormat::TarGz), timestamping: Some(false), ..Default::default() };
+        let s = p.resolve(&same).unwrap();
+        assert_eq!((s.format, s.timestamping), (ArchiveFormat::TarGz, false));
+        let keep = SettingsOverrides { retention_days: Some(None), ..Default::default() };
+        assert_eq!(p.resolve(&keep).unwrap().retention_days, None);
     }
 
     #[test]

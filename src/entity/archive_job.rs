@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "archive_job")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -24,6 +24,13 @@ pub struct Model {
     pub deadline: Option<DateTimeUtc>,
     pub next_retry_at: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
+    /// Which worker works on the job's current stage, and until when (it renews while working).
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTimeUtc>,
+    /// Retries of the current attempt after RECOVERABLE_ERROR.
+    pub retries: i32,
+    /// The stage that failed last, where a retry resumes.
+    pub failed_stage: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,6 +17,11 @@ pub struct Model {
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTimeUtc>,
+    pub records_total: i32,
+    pub records_done: i32,
+    pub failure_transient: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

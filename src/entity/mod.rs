@@ -18,5 +18,6 @@ pub mod job_log;
 pub mod notification_outbox;
 pub mod person;
 pub mod policy_setting;
+pub mod server_secret;
 pub mod storage_backend;
 pub mod timestamp_token;

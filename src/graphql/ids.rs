@@ -11,6 +11,9 @@ pub enum NodeType {
     CourseCategory,
     Activity,
     StorageBackend,
+    ArchiveJob,
+    ArchiveTask,
+    ArchiveFile,
 }
 
 pub fn encode(t: NodeType, key: impl std::fmt::Display) -> ID {
@@ -28,6 +31,14 @@ pub fn decode_any(id: &ID) -> AppResult<(NodeType, String)> {
 
 /// Decodes an id that must be of type `t` with an integer key.
 pub fn decode(id: &ID, t: NodeType) -> AppResult<i64> {
+    match decode_any(id)? {
+        (found, key) if found == t => key.parse().map_err(|_| AppError::bad_input(format!("invalid ID {:?}", id.as_str()))),
+        _ => Err(AppError::bad_input(format!("ID {:?} is not a {} id", id.as_str(), t.as_ref()))),
+    }
+}
+
+/// Decodes an id that must be of type `t` with a UUID key.
+pub fn decode_uuid(id: &ID, t: NodeType) -> AppResult<uuid::Uuid> {
     match decode_any(id)? {
         (found, key) if found == t => key.parse().map_err(|_| AppError::bad_input(format!("invalid ID {:?}", id.as_str()))),
         _ => Err(AppError::bad_input(format!("ID {:?} is not a {} id", id.as_str(), t.as_ref()))),

@@ -5,10 +5,14 @@ use std::collections::HashMap;
 use async_graphql::dataloader::{DataLoader, Loader};
 use sea_orm::DatabaseConnection;
 
+use std::hash::Hash;
+
+use uuid::Uuid;
+
 use crate::{
-    entity::{activity, course, course_category},
+    entity::{activity, archive_file, archive_task, course, course_category, storage_backend},
     error::AppError,
-    service::{catalog, catalog::ArchiveStats, Access},
+    service::{catalog, catalog::ArchiveStats, jobs, Access},
 };
 
 pub struct Loaders {
@@ -18,13 +22,17 @@ pub struct Loaders {
     pub children: DataLoader<ChildrenLoader>,
     pub archive_stats: DataLoader<ArchiveStatsLoader>,
     pub archiving_enabled: DataLoader<ArchivingEnabledLoader>,
+    pub activity: DataLoader<ActivityLoader>,
+    pub job_tasks: DataLoader<JobTasksLoader>,
+    pub job_files: DataLoader<JobFilesLoader>,
+    pub storage_backend: DataLoader<StorageBackendLoader>,
 }
 
 /// How long a loader waits for more keys before it queries. The default 1 ms splits one level of a
 /// list into several batches when the machine is busy; a few ms more keeps it one statement.
 const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
 
-fn loader<L: Loader<i64>>(l: L) -> DataLoader<L> {
+fn loader<K: Send + Sync + Hash + Eq + Clone + 'static, L: Loader<K>>(l: L) -> DataLoader<L> {
     DataLoader::new(l, tokio::spawn).delay(BATCH_WINDOW)
 }
 
@@ -37,11 +45,15 @@ impl Loaders {
             children: loader(ChildrenLoader(db.clone(), access)),
             archive_stats: loader(ArchiveStatsLoader(db.clone())),
             archiving_enabled: loader(ArchivingEnabledLoader(db.clone())),
+            activity: loader(ActivityLoader(db.clone())),
+            job_tasks: loader(JobTasksLoader(db.clone())),
+            job_files: loader(JobFilesLoader(db.clone())),
+            storage_backend: loader(StorageBackendLoader(db.clone())),
         }
     }
 }
 
-type LoadResult<V> = Result<HashMap<i64, V>, async_graphql::Error>;
+type LoadResult<V, K = i64> = Result<HashMap<K, V>, async_graphql::Error>;
 
 fn gql(e: AppError) -> async_graphql::Error {
     e.into()
@@ -106,5 +118,46 @@ impl Loader<i64> for ArchivingEnabledLoader {
     async fn load(&self, keys: &[i64]) -> LoadResult<Self::Value> {
         let cats: Vec<_> = catalog::categories_by_id(&self.0, keys).await.map_err(gql)?.into_values().collect();
         catalog::archiving_enabled(&self.0, &cats).await.map_err(gql)
+    }
+}
+
+/// Activities by id, for walking from a visible job to its tasks' activities.
+pub struct ActivityLoader(DatabaseConnection);
+impl Loader<i64> for ActivityLoader {
+    type Value = activity::Model;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[i64]) -> LoadResult<Self::Value> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let rows = activity::Entity::find().filter(activity::Column::Id.is_in(keys.to_vec())).all(&self.0).await.map_err(|e| gql(e.into()))?;
+        Ok(rows.into_iter().map(|m| (m.id, m)).collect())
+    }
+}
+
+pub struct JobTasksLoader(DatabaseConnection);
+impl Loader<Uuid> for JobTasksLoader {
+    type Value = Vec<archive_task::Model>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[Uuid]) -> LoadResult<Self::Value, Uuid> {
+        jobs::tasks_of(&self.0, keys).await.map_err(gql)
+    }
+}
+
+pub struct JobFilesLoader(DatabaseConnection);
+impl Loader<Uuid> for JobFilesLoader {
+    type Value = Vec<archive_file::Model>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[Uuid]) -> LoadResult<Self::Value, Uuid> {
+        jobs::files_of(&self.0, keys).await.map_err(gql)
+    }
+}
+
+pub struct StorageBackendLoader(DatabaseConnection);
+impl Loader<i64> for StorageBackendLoader {
+    type Value = storage_backend::Model;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[i64]) -> LoadResult<Self::Value> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let rows = storage_backend::Entity::find().filter(storage_backend::Column::Id.is_in(keys.to_vec())).all(&self.0).await.map_err(|e| gql(e.into()))?;
+        Ok(rows.into_iter().map(|m| (m.id, m)).collect())
     }
 }

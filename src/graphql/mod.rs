@@ -3,28 +3,38 @@
 pub mod context;
 pub mod ids;
 pub mod loaders;
+mod mutation;
+mod nulls;
 mod query;
 pub mod scalars;
+mod subscription;
 pub mod types;
 
-use async_graphql::{EmptyMutation, EmptySubscription, Schema, SDLExportOptions};
+use async_graphql::{Schema, SDLExportOptions};
 use sea_orm::DatabaseConnection;
 
-pub use context::RequestAuth;
-pub use query::QueryRoot;
+use crate::engine::Engine;
 
-pub type AppSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+pub use context::RequestAuth;
+pub use nulls::SpecExecutor;
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+pub use subscription::SubscriptionRoot;
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Deepest nesting a query may have, and the most fields it may cost (lists count `first` times).
 pub const MAX_DEPTH: usize = 15;
 pub const MAX_COMPLEXITY: usize = 250_000;
 
-fn builder() -> async_graphql::SchemaBuilder<QueryRoot, EmptyMutation, EmptySubscription> {
-    Schema::build(QueryRoot, EmptyMutation, EmptySubscription).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY)
+fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY)
 }
 
-pub fn build(db: DatabaseConnection) -> AppSchema {
-    builder().data(db).finish()
+pub fn build(db: DatabaseConnection, engine: Engine) -> SpecExecutor<AppSchema> {
+    let schema = builder().data(db).data(engine).finish();
+    let sdl = schema.sdl();
+    SpecExecutor::new(schema, &sdl)
 }
 
 /// The SDL that `archiving-manager schema` prints and `schema.graphql` holds.

@@ -9,8 +9,19 @@ use super::{
 use crate::{
     domain,
     error::AppError,
-    service::{catalog, overview, policy, storage_backends},
+    service::{catalog, jobs, overview, policy, storage_backends},
 };
+
+#[derive(InputObject, Default)]
+pub struct ArchiveJobFilter {
+    statuses: Option<Vec<ArchiveJobStatus>>,
+    course_id: Option<ID>,
+    /// Jobs that archive this activity.
+    activity_id: Option<ID>,
+    origins: Option<Vec<JobOrigin>>,
+    created_after: Option<crate::graphql::scalars::DateTime>,
+    created_before: Option<crate::graphql::scalars::DateTime>,
+}
 
 #[derive(InputObject, Default)]
 pub struct CourseFilter {
@@ -42,7 +53,7 @@ pub struct ActivityFilter {
 
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// The caller.
     async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
@@ -64,7 +75,15 @@ impl QueryRoot {
         }
         // One statement per type asked for, whatever the number of ids.
         let mut out: Vec<Option<Node>> = (0..ids.len()).map(|_| None).collect();
-        for t in [NodeType::Course, NodeType::CourseCategory, NodeType::Activity, NodeType::StorageBackend] {
+        for t in [
+            NodeType::Course,
+            NodeType::CourseCategory,
+            NodeType::Activity,
+            NodeType::StorageBackend,
+            NodeType::ArchiveJob,
+            NodeType::ArchiveTask,
+            NodeType::ArchiveFile,
+        ] {
             let (pos, of_type): (Vec<usize>, Vec<ID>) =
                 ids.iter().enumerate().filter(|(_, id)| matches!(ids::decode_any(id), Ok((x, _)) if x == t)).map(|(i, id)| (i, id.clone())).unzip();
             if of_type.is_empty() {
@@ -140,6 +159,27 @@ impl QueryRoot {
         Ok(connection(page, StorageBackend::new)?)
     }
 
+    /// Archive jobs in scope, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn archive_jobs(&self, ctx: &Context<'_>, filter: Option<ArchiveJobFilter>, first: Option<i32>, after: Option<String>) -> Result<Conn<ArchiveJob>> {
+        let f = filter.unwrap_or_default();
+        let filter = jobs::JobFilter {
+            statuses: f.statuses.unwrap_or_default().into_iter().map(domain::JobStatus::from).collect(),
+            course_id: f.course_id.map(|c| ids::decode(&c, NodeType::Course)).transpose()?,
+            activity_id: f.activity_id.map(|a| ids::decode(&a, NodeType::Activity)).transpose()?,
+            origins: f.origins.unwrap_or_default().into_iter().map(domain::JobOrigin::from).collect(),
+            created_after: f.created_after.map(|d| d.0),
+            created_before: f.created_before.map(|d| d.0),
+        };
+        let page = jobs::list(ctx.db(), ctx.access()?, &filter, &ctx.page(first, after)?).await?;
+        Ok(connection(page, ArchiveJob::new)?)
+    }
+
+    async fn archive_job(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ArchiveJob>> {
+        let id = ids::decode_uuid(&id, NodeType::ArchiveJob)?;
+        Ok(Some(ArchiveJob::new(jobs::get(ctx.db(), ctx.access()?, id).await?)))
+    }
+
     /// The global archiving defaults.
     async fn policy(&self, ctx: &Context<'_>) -> Result<Policy> {
         Ok(Policy { values: policy::get(ctx.db(), ctx.access()?).await? })
@@ -160,6 +200,12 @@ impl QueryRoot {
 async fn load_nodes(ctx: &Context<'_>, t: NodeType, ids: &[ID]) -> Result<Vec<Option<Node>>> {
     let access = ctx.access()?;
     let db = ctx.db();
+    if t == NodeType::ArchiveJob {
+        let keys: Vec<Option<uuid::Uuid>> = ids.iter().map(|id| ids::decode_uuid(id, t).ok()).collect();
+        let wanted: Vec<uuid::Uuid> = keys.iter().flatten().copied().collect();
+        let found = jobs::visible(db, access, &wanted).await?;
+        return Ok(keys.iter().map(|k| k.and_then(|k| found.get(&k).cloned()).map(|m| Node::ArchiveJob(ArchiveJob::new(m)))).collect());
+    }
     let keys: Vec<Option<i64>> = ids.iter().map(|id| ids::decode(id, t).ok()).collect();
     let wanted: Vec<i64> = keys.iter().flatten().copied().collect();
     let pick = |k: &Option<i64>| k.as_ref().copied();
@@ -182,5 +228,14 @@ async fn load_nodes(ctx: &Context<'_>, t: NodeType, ids: &[ID]) -> Result<Vec<Op
                 .map(|k| pick(k).and_then(|k| found.iter().find(|m| m.id == k).cloned()).map(|m| Node::StorageBackend(StorageBackend::new(m))))
                 .collect()
         }
+        NodeType::ArchiveTask => {
+            let found = jobs::tasks_visible(db, access, &wanted).await?;
+            keys.iter().map(|k| pick(k).and_then(|k| found.get(&k).cloned()).map(|m| Node::ArchiveTask(ArchiveTask::new(m)))).collect()
+        }
+        NodeType::ArchiveFile => {
+            let found = jobs::files_visible(db, access, &wanted).await?;
+            keys.iter().map(|k| pick(k).and_then(|k| found.get(&k).cloned()).map(|m| Node::ArchiveFile(ArchiveFile::new(m)))).collect()
+        }
+        NodeType::ArchiveJob => unreachable!("handled above"),
     })
 }

@@ -1,11 +1,16 @@
 //! The HTTP surface: /graphql (GET, POST), /graphql/ws (graphql-transport-ws), GraphiQL at /,
 //! /healthz and /readyz.
+mod download;
+
 use std::sync::Arc;
 
 use async_graphql::{http::GraphiQLSource, Data};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::{
-    extract::{State, WebSocketUpgrade},
+    extract::{
+        ws::{CloseFrame, Message},
+        State, WebSocketUpgrade,
+    },
     http::{header::AUTHORIZATION, HeaderMap, Method, StatusCode},
     response::{Html, IntoResponse, Response},
     routing::get,
@@ -27,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .merge(download::routes())
         // Log method and path only: query strings may carry signed download tokens later.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
@@ -69,7 +75,7 @@ async fn graphql(State(state): State<AppState>, method: Method, headers: HeaderM
     let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let (auth, loaders) = request_data(&state, authenticate(&state.jwt, header));
     req = req.data(auth).data(loaders);
-    GraphQLResponse::from(state.schema.execute(req).await).into_response()
+    GraphQLResponse::from(async_graphql::Executor::execute(&state.schema, req).await).into_response()
 }
 
 async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
@@ -78,11 +84,25 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
         .on_upgrade(move |stream| {
             let schema = state.schema.clone();
             let jwt = state.jwt.clone();
-            GraphQLWebSocket::new(stream, schema, protocol)
+            let (sink, stream) = futures::StreamExt::split(stream);
+            // graphql-transport-ws asks for 4403 when connection_init is refused; async-graphql
+            // closes with 1002, so the refusal's close frame is rewritten on its way out.
+            let sink = futures::SinkExt::with(sink, |msg: Message| async move {
+                Ok::<_, axum::Error>(match msg {
+                    Message::Close(Some(frame)) if frame.code == 1002 && frame.reason.starts_with(FORBIDDEN) => {
+                        Message::Close(Some(CloseFrame { code: 4403, reason: frame.reason }))
+                    }
+                    other => other,
+                })
+            });
+            GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
                 .on_connection_init(move |payload| async move { ws_init(&state, &jwt, payload) })
                 .serve()
         })
 }
+
+/// Prefix of the close reason when a WebSocket's connection_init is refused.
+const FORBIDDEN: &str = "Forbidden";
 
 /// The token comes in `connection_init`: `{"authorization": "Bearer <jwt>"}` or `{"token": "<jwt>"}`.
 /// A missing or bad token refuses the connection.
@@ -100,8 +120,8 @@ fn ws_init(state: &AppState, jwt: &Arc<JwtKeys>, payload: serde_json::Value) -> 
             data.insert(loaders);
             Ok(data)
         }
-        RequestAuth::Invalid(reason) => Err(async_graphql::Error::new(reason)),
-        RequestAuth::Anonymous => Err(async_graphql::Error::new("authentication required: send a token in connection_init")),
+        RequestAuth::Invalid(reason) => Err(async_graphql::Error::new(format!("{FORBIDDEN}: {reason}"))),
+        RequestAuth::Anonymous => Err(async_graphql::Error::new(format!("{FORBIDDEN}: authentication required: send a token in connection_init"))),
     }
 }
 

@@ -2,6 +2,8 @@
 //! translate; services decide and query.
 pub mod access;
 pub mod catalog;
+pub mod downloads;
+pub mod jobs;
 pub mod overview;
 pub mod pagination;
 pub mod policy;

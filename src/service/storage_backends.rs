@@ -2,14 +2,15 @@
 use std::path::Path;
 
 use chrono::Utc;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
 
 use crate::{
     auth::Capability,
     domain::{StorageDriverKind, StorageTier},
     entity::storage_backend,
-    error::AppResult,
+    error::{AppError, AppResult, UserError, UserErrorCode},
     service::{Access, Page, PageArgs},
+    storage,
 };
 
 pub const DEFAULT_LOCAL: &str = "local";
@@ -47,4 +48,94 @@ pub async fn by_ids(db: &DatabaseConnection, access: &Access, ids: &[i64]) -> Ap
         return Ok(Vec::new());
     }
     Ok(storage_backend::Entity::find().filter(storage_backend::Column::Id.is_in(ids.to_vec())).all(db).await?)
+}
+
+pub struct NewBackend {
+    pub name: String,
+    pub driver: StorageDriverKind,
+    pub tier: StorageTier,
+    pub settings: serde_json::Value,
+    pub is_default: bool,
+}
+
+fn invalid(field: &str, code: UserErrorCode, message: impl Into<String>) -> Vec<UserError> {
+    vec![UserError { field: vec![field.to_string()], code, message: message.into() }]
+}
+
+/// Adds a backend after checking its settings open a driver; records a first health probe.
+pub async fn create(db: &DatabaseConnection, access: &Access, new: NewBackend) -> AppResult<Result<storage_backend::Model, Vec<UserError>>> {
+    if access.scope(Capability::Manage) != crate::auth::Scope::Everywhere {
+        return Err(AppError::Forbidden);
+    }
+    let name = new.name.trim().to_string();
+    if name.is_empty() || name.len() > 100 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Ok(Err(invalid("name", UserErrorCode::Invalid, "use 1 to 100 letters, digits, `-`, `_` or `.`")));
+    }
+    if storage_backend::Entity::find().filter(storage_backend::Column::Name.eq(&name)).one(db).await?.is_some() {
+        return Ok(Err(invalid("name", UserErrorCode::Invalid, format!("a storage backend named {name} exists"))));
+    }
+    let driver = match storage::open(new.driver, &new.settings) {
+        Ok(d) => d,
+        // The driver's message names the bad setting, never a secret value.
+        Err(e) => return Ok(Err(invalid("settings", UserErrorCode::Invalid, describe(&e)))),
+    };
+    let health = driver.health().await;
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    if new.is_default {
+        storage_backend::Entity::update_many()
+            .col_expr(storage_backend::Column::IsDefault, sea_orm::sea_query::Expr::val(false).into())
+            .exec(&txn)
+            .await?;
+    }
+    let m = storage_backend::ActiveModel {
+        name: Set(name),
+        driver: Set(new.driver.to_string()),
+        tier: Set(new.tier.to_string()),
+        settings: Set(new.settings),
+        enabled: Set(true),
+        is_default: Set(new.is_default),
+        created_at: Set(now),
+        health_checked_at: Set(Some(now)),
+        health_reachable: Set(Some(health.reachable)),
+        health_free_bytes: Set(health.free_bytes.map(|b| b as i64)),
+        health_used_bytes: Set(health.used_bytes.map(|b| b as i64)),
+        health_error: Set(health.error),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(Ok(m))
+}
+
+/// Probes a backend and records the result.
+pub async fn check(db: &DatabaseConnection, access: &Access, id: i64) -> AppResult<storage_backend::Model> {
+    access.require(Capability::View)?;
+    if access.scope(Capability::Manage) != crate::auth::Scope::Everywhere {
+        return Err(AppError::Forbidden);
+    }
+    let b = storage_backend::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound)?;
+    let kind: StorageDriverKind = b.driver.parse().map_err(|_| AppError::internal("unknown storage driver"))?;
+    let health = match storage::open(kind, &b.settings) {
+        Ok(d) => d.health().await,
+        Err(e) => storage::HealthReport { reachable: false, free_bytes: None, used_bytes: None, error: Some(describe(&e)) },
+    };
+    let mut am: storage_backend::ActiveModel = b.into();
+    am.health_checked_at = Set(Some(Utc::now()));
+    am.health_reachable = Set(Some(health.reachable));
+    am.health_free_bytes = Set(health.free_bytes.map(|b| b as i64));
+    am.health_used_bytes = Set(health.used_bytes.map(|b| b as i64));
+    am.health_error = Set(health.error);
+    Ok(am.update(db).await?)
+}
+
+/// A storage error as a message for clients. Drivers keep secrets out of their messages.
+fn describe(e: &storage::StorageError) -> String {
+    use storage::StorageError::*;
+    match e {
+        Transient(m) | Permanent(m) | Integrity(m) => m.clone(),
+        AlreadyExists => "the object already exists".into(),
+        NotFound => "the object does not exist".into(),
+    }
 }

@@ -32,6 +32,7 @@ pub struct TestApp {
     pub state: AppState,
     pub data_dir: tempfile::TempDir,
     pub backend: Backend,
+    pub database_url: String,
     http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -53,12 +54,39 @@ pub async fn fresh_postgres_database() -> (String, String) {
     (format!("{base}/{name}"), name)
 }
 
+/// Drops a test database when the test ends, however it ends.
+pub struct DropDatabase(pub String);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        drop_database(self.0.clone());
+    }
+}
+
+fn drop_database(name: String) {
+    // Drops happen outside any async context we could await in: use a thread of its own.
+    let base = postgres_base();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            if let Ok(admin) = Database::connect(format!("{base}/postgres")).await {
+                let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            }
+        });
+    })
+    .join();
+}
+
 pub fn settings_for(data_dir: &std::path::Path, database_url: String) -> Settings {
     let mut s = Settings::default();
     s.data_dir = data_dir.to_path_buf();
     s.database_url = Some(database_url);
     s.jwt_secret = Some(SECRET.to_string().into());
     s.listen = "127.0.0.1:0".parse().unwrap();
+    // Quick retries and short leases keep failure tests short; the logic is the same.
+    s.retry_base_seconds = 1;
+    s.retry_max_seconds = 4;
+    s.lease_seconds = 5;
     s
 }
 
@@ -69,6 +97,15 @@ impl TestApp {
 
     /// Starts the app with settings adjusted by `tweak`.
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Self {
+        Self::launch(backend, tweak, true).await
+    }
+
+    /// The API without workers: nothing runs in the background (for counting statements).
+    pub async fn start_api_only(backend: Backend) -> Self {
+        Self::launch(backend, |_| {}, false).await
+    }
+
+    async fn launch(backend: Backend, tweak: impl FnOnce(&mut Settings), workers: bool) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let (url, pg_database) = match backend {
             Backend::Sqlite => (format!("sqlite://{}?mode=rwc", data_dir.path().join("test.db").display()), None),
@@ -77,25 +114,27 @@ impl TestApp {
                 (url, Some(name))
             }
         };
-        let mut settings = settings_for(data_dir.path(), url);
-        tweak(&mut settings);
-        let state = AppState::init(settings).await.expect("app starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let mut settings = settings_for(data_dir.path(), url.clone());
+        settings.public_url = Some(format!("http://{addr}"));
+        tweak(&mut settings);
+        let state = AppState::init(settings).await.expect("app starts");
         let (tx, rx) = oneshot::channel::<()>();
         let st = state.clone();
         let server = tokio::spawn(async move {
-            app::serve(st, listener, async {
+            let stop = async {
                 let _ = rx.await;
-            })
-            .await
-            .expect("server runs");
+            };
+            let served = if workers { app::serve_with_workers(st, listener, stop).await } else { app::serve(st, listener, stop).await };
+            served.expect("server runs");
         });
         Self {
             addr,
             state,
             data_dir,
             backend,
+            database_url: url,
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
             shutdown: Some(tx),
             server: Some(server),
@@ -164,17 +203,7 @@ impl Drop for TestApp {
             h.abort();
         }
         if let Some(name) = self.pg_database.take() {
-            // Dropping happens outside any async context we could await in: use a thread of its own.
-            let base = postgres_base();
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                rt.block_on(async {
-                    if let Ok(admin) = Database::connect(format!("{base}/postgres")).await {
-                        let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                    }
-                });
-            })
-            .join();
+            drop_database(name);
         }
     }
 }
@@ -195,3 +224,6 @@ macro_rules! on_both_databases {
         }
     )+};
 }
+pub mod moto;
+pub mod ws;
+pub mod bagit;

@@ -39,6 +39,80 @@ pub enum ArchiveJobStatus {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::TaskStatus")]
+pub enum ArchiveTaskStatus {
+    Created,
+    Queued,
+    Running,
+    Finalizing,
+    Finished,
+    Canceled,
+    Failed,
+    Timeout,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::JobOrigin")]
+pub enum JobOrigin {
+    /// Started by a person in the UI.
+    Manual,
+    /// Started by a schedule.
+    Schedule,
+    /// Started by a signal from the LMS.
+    Signal,
+    /// Started by another system through the API.
+    Api,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::LogLevel")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ArchiveJobEventKind {
+    /// The state when the subscription started.
+    Snapshot,
+    Created,
+    StatusChanged,
+    /// Progress moved; coalesced for slow clients.
+    Progress,
+    TaskChanged,
+    /// A field changed without a status change (e.g. `cancelRequested`).
+    Updated,
+    /// The job's record was removed.
+    Deleted,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::error::UserErrorCode")]
+pub enum UserErrorCode {
+    /// A value is malformed or out of range.
+    Invalid,
+    /// A list that must not be empty is.
+    Empty,
+    TooMany,
+    /// A referenced object does not exist.
+    NotFound,
+    MixedCourses,
+    ArchivingDisabled,
+    NotArchivable,
+    InvalidFilenamePattern,
+    PolicyLocked,
+    /// The object is in a state that does not allow this.
+    InvalidState,
+    LegalHold,
+    FilesExist,
+    StorageUnavailable,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "domain::ArchiveFormat")]
 pub enum ArchiveFormat {
     Zip,
@@ -54,7 +128,7 @@ pub enum PolicyField {
     RetentionDays,
     StorageBackends,
     Timestamping,
-    JobTimeoutMinutes,
+    JobTimeoutSeconds,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]

@@ -3,6 +3,7 @@ mod activity;
 mod category;
 mod course;
 mod enums;
+mod job;
 mod overview;
 mod policy;
 mod storage;
@@ -17,6 +18,7 @@ pub use activity::Activity;
 pub use category::CourseCategory;
 pub use course::Course;
 pub use enums::*;
+pub use job::{ArchiveFile, ArchiveJob, ArchiveJobEvent, ArchiveTask, JobLogEntry, TimestampToken};
 pub use overview::ArchivingOverview;
 pub use policy::Policy;
 pub use storage::StorageBackend;
@@ -35,6 +37,24 @@ pub enum Node {
     CourseCategory(CourseCategory),
     Activity(Activity),
     StorageBackend(StorageBackend),
+    ArchiveJob(ArchiveJob),
+    ArchiveTask(ArchiveTask),
+    ArchiveFile(ArchiveFile),
+}
+
+/// Something in a mutation's input the caller can fix.
+#[derive(async_graphql::SimpleObject)]
+pub struct UserError {
+    /// Path to the input field, e.g. `["activityIds", "2"]`; `null` when no single field is at fault.
+    pub field: Option<Vec<String>>,
+    pub code: UserErrorCode,
+    pub message: String,
+}
+
+impl From<crate::error::UserError> for UserError {
+    fn from(e: crate::error::UserError) -> Self {
+        Self { field: (!e.field.is_empty()).then_some(e.field), code: e.code.into(), message: e.message }
+    }
 }
 
 /// The extra field every connection has.

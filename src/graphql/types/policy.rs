@@ -29,9 +29,9 @@ impl Policy {
     async fn timestamping(&self) -> bool {
         self.values.timestamping
     }
-    /// Minutes a job may run before it ends in TIMEOUT.
-    async fn job_timeout_minutes(&self) -> u32 {
-        self.values.job_timeout_minutes
+    /// Seconds a job may run before it ends in TIMEOUT.
+    async fn job_timeout_seconds(&self) -> u32 {
+        self.values.job_timeout_seconds
     }
     /// Where packages are stored; empty: the default backend.
     async fn storage_backends(&self, ctx: &Context<'_>) -> Result<Vec<StorageBackend>> {

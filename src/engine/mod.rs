@@ -1,0 +1,54 @@
+//! What workers run: the job pipeline, activity drivers, packaging, post-processing.
+//!
+//! A job advances one stage at a time (`pipeline`), each stage's completion persisted before the
+//! next starts, under a lease so that one worker works on it at a time. Activities are archived as
+//! separate queue tasks (`tasks`), so a job's activities run in parallel across workers. The
+//! `sweeper` re-sends what is due when a message was lost or a worker died.
+pub mod drivers;
+pub mod package;
+pub mod pipeline;
+pub mod state;
+pub mod sweeper;
+pub mod tasks;
+pub mod worker;
+
+use std::{path::PathBuf, sync::Arc};
+
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use crate::{config::Settings, events::EventBus, lms::LmsSource, queue::Queue};
+
+/// Everything the engine needs, shared by the API (which creates and cancels jobs) and workers.
+#[derive(Clone)]
+pub struct Engine {
+    pub db: DatabaseConnection,
+    pub bus: EventBus,
+    pub queue: Queue,
+    pub settings: Arc<Settings>,
+    pub lms: Arc<dyn LmsSource>,
+    /// Names this process in leases and worker names.
+    pub process_id: String,
+}
+
+impl Engine {
+    pub fn new(db: DatabaseConnection, bus: EventBus, queue: Queue, settings: Arc<Settings>, lms: Arc<dyn LmsSource>) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        let process_id = format!("{host}-{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
+        Self { db, bus, queue, settings, lms, process_id }
+    }
+
+    pub fn lease_ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.settings.lease_seconds as i64)
+    }
+
+    /// A lease owner id for one piece of work.
+    fn owner(&self) -> String {
+        format!("{}/{}", self.process_id, &Uuid::new_v4().simple().to_string()[..8])
+    }
+
+    /// Where a job's packages are built.
+    pub fn staging(&self, job_id: Uuid) -> PathBuf {
+        self.settings.staging_dir().join(job_id.to_string())
+    }
+}

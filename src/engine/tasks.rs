@@ -1,0 +1,256 @@
+//! One activity of a job, archived by the activity's driver into the job's staging area. Runs as
+//! its own queue task, so a job's activities spread over workers.
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use chrono::Utc;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{
+    drivers::{self, ActivityInfo, ArchiveError, ArchiveRequest, CourseInfo},
+    pipeline::{job_settings, StagedPackage, STAGED_META},
+    state::Lease,
+    Engine,
+};
+use crate::{
+    domain::{ActivityKind, JobStatus, LogLevel, TaskStatus},
+    entity::{activity, archive_content, archive_job, archive_task, course, person},
+};
+
+/// How often a running task writes its progress and looks for a cancel.
+const TICK: Duration = Duration::from_millis(500);
+
+/// The driver's view of progress and cancellation: cheap, synchronous, fed by background ticks.
+struct TaskProgress {
+    stop: Arc<AtomicBool>,
+    tx: watch::Sender<(u64, u64)>,
+}
+
+impl drivers::Progress for TaskProgress {
+    fn report(&self, done: u64, total: u64) {
+        let _ = self.tx.send((done, total));
+    }
+    fn cancelled(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+impl Engine {
+    /// Handles a task message.
+    pub async fn run_task(&self, job_id: Uuid, task_id: i64) -> anyhow::Result<()> {
+        let Some(job) = archive_job::Entity::find_by_id(job_id).one(&self.db).await? else { return Ok(()) };
+        if job.status != JobStatus::ActivityArchiving.to_string() || job.cancel_requested {
+            return Ok(()); // stale message: the job moved on, or ended
+        }
+        let Some(task) = archive_task::Entity::find_by_id(task_id).one(&self.db).await? else { return Ok(()) };
+        if task.status.parse::<TaskStatus>().is_ok_and(|s| s.is_final()) {
+            self.queue.push_stage(job_id, None).await?;
+            return Ok(());
+        }
+        let owner = self.owner();
+        if !Lease::take_task(&self.db, task_id, &owner, self.lease_ttl()).await? {
+            return Ok(()); // another worker runs it; if it dies, its lease expires and the sweeper re-sends
+        }
+        let result = self.run_task_leased(&job, task, &owner).await;
+        Lease::release_task(&self.db, task_id, &owner).await?;
+        // Whatever happened, the job decides what is next.
+        self.queue.push_stage(job_id, None).await?;
+        result
+    }
+
+    async fn run_task_leased(&self, job: &archive_job::Model, task: archive_task::Model, owner: &str) -> anyhow::Result<()> {
+        let from = [TaskStatus::Created, TaskStatus::Queued, TaskStatus::Running];
+        if !self.task_transition(&task, &from, TaskStatus::Running, |am| am.started_at = Set(Some(Utc::now()))).await? {
+            return Ok(());
+        }
+        let task = archive_task::Entity::find_by_id(task.id).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("task vanished"))?;
+        let request = self.archive_request(job, &task).await?;
+        let out_dir = self.staging(job.id).join(task.id.to_string());
+        tokio::fs::create_dir_all(&out_dir).await?;
+        // A rerun after a crash builds the package again: what a dead run left is not trusted.
+        let _ = tokio::fs::remove_file(out_dir.join(STAGED_META)).await;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = watch::channel((0u64, 0u64));
+        let ticker = self.spawn_task_ticker(job.id, task.id, owner.to_string(), stop.clone(), rx);
+        let progress = TaskProgress { stop: stop.clone(), tx };
+        let outcome = drivers::archive_activity(self.lms.as_ref(), &request, &out_dir, &progress).await;
+        ticker.abort();
+
+        if stop.load(Ordering::Relaxed) {
+            // The job ended while the driver ran; its staging may already be cleaned up, and
+            // what the driver wrote since must not bring it back.
+            let _ = tokio::fs::remove_dir_all(&out_dir).await;
+            let job_dir = self.staging(job.id);
+            if let Ok(mut entries) = tokio::fs::read_dir(&job_dir).await {
+                if entries.next_entry().await.ok().flatten().is_none() {
+                    let _ = tokio::fs::remove_dir(&job_dir).await;
+                }
+            }
+        }
+        let job_now = archive_job::Entity::find_by_id(job.id).one(&self.db).await?;
+        let timed_out = job_now.as_ref().and_then(|j| j.deadline).is_some_and(|d| Utc::now() > d);
+        let open = [TaskStatus::Running];
+        match outcome {
+            Ok(pkg) => {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(()); // finished just as the job was canceled: the job ends it
+                }
+                self.task_transition(&task, &open, TaskStatus::Finalizing, |_| {}).await?;
+                let staged = StagedPackage { file_name: pkg.file_name.clone(), media_type: pkg.media_type.clone(), size: pkg.size, sha256: pkg.sha256.clone() };
+                // The record goes in after the package: its presence means the package is complete.
+                let tmp = out_dir.join(format!(".{STAGED_META}.tmp"));
+                tokio::fs::write(&tmp, serde_json::to_vec(&staged)?).await?;
+                tokio::fs::rename(&tmp, out_dir.join(STAGED_META)).await?;
+                self.record_contents(task.id, &pkg.contents).await?;
+                let finished = Utc::now();
+                let records = pkg.records as i32;
+                let fp = pkg.fingerprint.clone();
+                let task = archive_task::Entity::find_by_id(task.id).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("task vanished"))?;
+                self.task_transition(&task, &[TaskStatus::Finalizing], TaskStatus::Finished, move |am| {
+                    am.progress = Set(100);
+                    am.fingerprint = Set(Some(fp));
+                    am.finished_at = Set(Some(finished));
+                    am.records_done = Set(records);
+                    am.records_total = Set(records);
+                })
+                .await?;
+                self.log(job.id, Some(task.id), LogLevel::Info, &format!("archived {} records into {} ({} bytes)", pkg.records, pkg.file_name, pkg.size)).await?;
+            }
+            Err(ArchiveError::Cancelled) => {
+                let to = if timed_out { TaskStatus::Timeout } else { TaskStatus::Canceled };
+                self.task_transition(&task, &open, to, |am| am.finished_at = Set(Some(Utc::now()))).await?;
+            }
+            Err(ArchiveError::Transient(e)) | Err(ArchiveError::Permanent(e)) if stop.load(Ordering::Relaxed) => {
+                tracing::debug!(error = %e, "task failed while being stopped");
+                let to = if timed_out { TaskStatus::Timeout } else { TaskStatus::Canceled };
+                self.task_transition(&task, &open, to, |am| am.finished_at = Set(Some(Utc::now()))).await?;
+            }
+            Err(ArchiveError::Transient(e)) => self.fail_task(&task, format!("{e:#}"), true).await?,
+            Err(ArchiveError::Permanent(e)) => self.fail_task(&task, format!("{e:#}"), false).await?,
+        }
+        Ok(())
+    }
+
+    async fn fail_task(&self, task: &archive_task::Model, error: String, transient: bool) -> anyhow::Result<()> {
+        self.log(task.job_id, Some(task.id), LogLevel::Error, &format!("archiving failed: {error}")).await?;
+        self.task_transition(task, &[TaskStatus::Running], TaskStatus::Failed, move |am| {
+            am.error = Set(Some(error));
+            am.failure_transient = Set(transient);
+            am.finished_at = Set(Some(Utc::now()));
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// While a task runs: writes its progress (the latest only, every tick), keeps its lease, and
+    /// raises `stop` when the job is canceled, ended or past its deadline.
+    fn spawn_task_ticker(&self, job_id: Uuid, task_id: i64, owner: String, stop: Arc<AtomicBool>, mut rx: watch::Receiver<(u64, u64)>) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut last_lease = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(TICK).await;
+                if let Ok(Some(job)) = archive_job::Entity::find_by_id(job_id).one(&engine.db).await {
+                    let past_deadline = job.deadline.is_some_and(|d| Utc::now() > d);
+                    if job.cancel_requested || past_deadline || job.status != JobStatus::ActivityArchiving.to_string() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                if rx.has_changed().unwrap_or(false) {
+                    let (done, total) = *rx.borrow_and_update();
+                    let _ = engine.write_task_progress(job_id, task_id, done, total).await;
+                }
+                if last_lease.elapsed() >= Duration::from_secs((engine.settings.lease_seconds as u64 / 3).max(1)) {
+                    let _ = Lease::take_task(&engine.db, task_id, &owner, engine.lease_ttl()).await;
+                    last_lease = tokio::time::Instant::now();
+                }
+            }
+        })
+    }
+
+    async fn write_task_progress(&self, job_id: Uuid, task_id: i64, done: u64, total: u64) -> anyhow::Result<()> {
+        let pct = if total == 0 { 0 } else { ((done.min(total) * 100) / total) as i32 };
+        archive_task::Entity::update_many()
+            .col_expr(archive_task::Column::Progress, sea_orm::sea_query::Expr::val(pct).into())
+            .col_expr(archive_task::Column::RecordsDone, sea_orm::sea_query::Expr::val(done as i32).into())
+            .col_expr(archive_task::Column::RecordsTotal, sea_orm::sea_query::Expr::val(total as i32).into())
+            .filter(archive_task::Column::Id.eq(task_id))
+            .filter(archive_task::Column::Status.eq(TaskStatus::Running.to_string()))
+            .exec(&self.db)
+            .await?;
+        // The job's progress within ACTIVITY_ARCHIVING is the mean of its tasks'.
+        let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job_id)).all(&self.db).await?;
+        let mean = tasks.iter().map(|t| t.progress as i64).sum::<i64>() / tasks.len().max(1) as i64;
+        let (start, end) = JobStatus::ActivityArchiving.progress_range();
+        self.raise_progress(job_id, JobStatus::ActivityArchiving, start + ((end - start) as i64 * mean / 100) as i32).await?;
+        self.task_changed(job_id, task_id).await
+    }
+
+    async fn archive_request(&self, job: &archive_job::Model, task: &archive_task::Model) -> anyhow::Result<ArchiveRequest> {
+        let settings = job_settings(job)?;
+        let a = activity::Entity::find_by_id(task.activity_id).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("activity {} is gone", task.activity_id))?;
+        let c = course::Entity::find_by_id(a.course_id).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("course {} is gone", a.course_id))?;
+        let kind: ActivityKind = a.kind.parse().map_err(|_| anyhow::anyhow!("activity {} has unknown kind {}", a.id, a.kind))?;
+        Ok(ArchiveRequest {
+            job_id: job.id,
+            course: CourseInfo { lms_id: c.lms_id, short_name: c.short_name, full_name: c.full_name },
+            activity: ActivityInfo { id: a.id, lms_id: a.lms_id, kind, name: a.name, closes_at: a.closes_at },
+            origin: job.origin.clone(),
+            requested_by: job.requested_by.clone(),
+            archived_at: job.created_at,
+            retention_until: settings.retention_days.map(|d| job.created_at + chrono::Duration::days(d as i64)),
+            format: settings.format,
+            filename_pattern: settings.filename_pattern,
+        })
+    }
+
+    /// Which person's data is in the task's package, replacing what an earlier run recorded.
+    async fn record_contents(&self, task_id: i64, contents: &[drivers::ContentEntry]) -> anyhow::Result<()> {
+        let mut ids: HashMap<String, i64> = HashMap::new();
+        let wanted: Vec<String> = {
+            let mut v: Vec<String> = contents.iter().map(|c| c.person_lms_id.clone()).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        for chunk in wanted.chunks(500) {
+            for p in person::Entity::find().filter(person::Column::LmsId.is_in(chunk.to_vec())).all(&self.db).await? {
+                ids.insert(p.lms_id, p.id);
+            }
+        }
+        let txn = self.db.begin().await?;
+        archive_content::Entity::delete_many().filter(archive_content::Column::TaskId.eq(task_id)).exec(&txn).await?;
+        let rows: Vec<archive_content::ActiveModel> = contents
+            .iter()
+            .filter_map(|c| {
+                let person_id = *ids.get(&c.person_lms_id)?;
+                Some(archive_content::ActiveModel {
+                    task_id: Set(task_id),
+                    person_id: Set(person_id),
+                    record_kind: Set(c.record_kind.to_string()),
+                    lms_record_id: Set(c.lms_record_id.clone()),
+                    path: Set(c.path.clone()),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let unknown = contents.len() - rows.len();
+        for chunk in rows.chunks(500) {
+            archive_content::Entity::insert_many(chunk.to_vec()).exec(&txn).await?;
+        }
+        txn.commit().await?;
+        if unknown > 0 {
+            tracing::warn!(task = task_id, unknown, "records of persons the LMS sync does not know");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,378 @@
+use async_graphql::{Context, Object, Result, SimpleObject, ID};
+
+use super::{connection, enums, Activity, Conn, Course, StorageBackend};
+use crate::{
+    auth::{Capability, Scope},
+    domain::{self, JobSettings, LogLevel},
+    engine::Engine,
+    entity::{archive_file, archive_job, archive_job_transition, archive_task, job_log, timestamp_token},
+    error::AppError,
+    events::{JobEvent, JobEventKind},
+    graphql::{
+        context::ContextExt,
+        ids::{self, NodeType},
+        scalars::{BigInt, DateTime},
+    },
+    service::{downloads, jobs},
+};
+
+fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T> {
+    s.parse().map_err(|_| AppError::internal(format!("unknown {what} {s:?}")).into())
+}
+
+/// An archive job: one course, one task per activity.
+#[derive(Clone)]
+pub struct ArchiveJob {
+    pub model: archive_job::Model,
+}
+
+impl ArchiveJob {
+    pub fn new(model: archive_job::Model) -> Self {
+        Self { model }
+    }
+}
+
+/// The settings a job runs with: the policy's, with what the job was allowed to override.
+#[derive(SimpleObject)]
+pub struct JobSettingsView {
+    format: enums::ArchiveFormat,
+    filename_pattern: String,
+    /// Days the archive is kept; `null`: until deleted by hand.
+    retention_days: Option<u32>,
+    /// Names of the storage backends each package goes to.
+    storage_backends: Vec<String>,
+    timestamping: bool,
+    job_timeout_seconds: u32,
+}
+
+#[Object]
+impl ArchiveJob {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeType::ArchiveJob, self.model.id)
+    }
+    async fn status(&self) -> Result<enums::ArchiveJobStatus> {
+        Ok(parse::<domain::JobStatus>(&self.model.status, "job status")?.into())
+    }
+    /// 0–100; never goes backwards within one attempt.
+    async fn progress(&self) -> i32 {
+        self.model.progress
+    }
+    async fn origin(&self) -> Result<enums::JobOrigin> {
+        Ok(parse::<domain::JobOrigin>(&self.model.origin, "job origin")?.into())
+    }
+    /// The subject of the token that created the job.
+    async fn requested_by(&self) -> &str {
+        &self.model.requested_by
+    }
+    async fn settings(&self) -> Result<JobSettingsView> {
+        let s: JobSettings = serde_json::from_value(self.model.settings.clone()).map_err(|e| AppError::internal(format!("job settings: {e}")))?;
+        Ok(JobSettingsView {
+            format: s.format.into(),
+            filename_pattern: s.filename_pattern,
+            retention_days: s.retention_days,
+            storage_backends: s.storage_backends,
+            timestamping: s.timestamping,
+            job_timeout_seconds: s.job_timeout_seconds,
+        })
+    }
+    async fn course(&self, ctx: &Context<'_>) -> Result<Course> {
+        let m = ctx.loaders().course.load_one(self.model.course_id).await?;
+        m.map(Course::new).ok_or_else(|| AppError::internal("job without course").into())
+    }
+    async fn tasks(&self, ctx: &Context<'_>) -> Result<Vec<ArchiveTask>> {
+        Ok(ctx.loaders().job_tasks.load_one(self.model.id).await?.unwrap_or_default().into_iter().map(ArchiveTask::new).collect())
+    }
+    /// The stored archive files, deleted ones included (see `deletedAt`).
+    async fn files(&self, ctx: &Context<'_>) -> Result<Vec<ArchiveFile>> {
+        Ok(ctx.loaders().job_files.load_one(self.model.id).await?.unwrap_or_default().into_iter().map(ArchiveFile::new).collect())
+    }
+    /// Why the job failed (or last failed, while it is retried).
+    async fn error(&self) -> Option<&str> {
+        self.model.error.as_deref()
+    }
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.model.created_at)
+    }
+    /// When the current attempt started.
+    async fn started_at(&self) -> Option<DateTime> {
+        self.model.started_at.map(DateTime)
+    }
+    async fn finished_at(&self) -> Option<DateTime> {
+        self.model.finished_at.map(DateTime)
+    }
+    /// When the current attempt times out.
+    async fn deadline(&self) -> Option<DateTime> {
+        self.model.deadline.map(DateTime)
+    }
+    /// 1 for the first run; each retryArchiveJob starts a new attempt.
+    async fn attempt(&self) -> i32 {
+        self.model.attempt
+    }
+    /// Automatic retries of the current attempt after transient errors.
+    async fn retries(&self) -> i32 {
+        self.model.retries
+    }
+    async fn next_retry_at(&self) -> Option<DateTime> {
+        self.model.next_retry_at.map(DateTime)
+    }
+    async fn cancel_requested(&self) -> bool {
+        self.model.cancel_requested
+    }
+    /// Increases with every change of the job; events carry it too.
+    async fn sequence(&self) -> i64 {
+        self.model.sequence
+    }
+    /// Every status change of the job, oldest first, with its time and attempt.
+    async fn transitions(&self, ctx: &Context<'_>) -> Result<Vec<JobTransition>> {
+        Ok(jobs::transitions(ctx.db(), self.model.id).await?.into_iter().map(JobTransition).collect())
+    }
+    /// The job's log, oldest first; with `minLevel`, only entries at or above it.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn logs(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, min_level: Option<enums::LogLevel>) -> Result<Conn<JobLogEntry>> {
+        let min = min_level.map(LogLevel::from).unwrap_or(LogLevel::Trace);
+        let page = jobs::logs(ctx.db(), self.model.id, min, &ctx.page(first, after)?).await?;
+        Ok(connection(page, JobLogEntry)?)
+    }
+}
+
+/// The archiving of one activity within a job.
+#[derive(Clone)]
+pub struct ArchiveTask {
+    pub model: archive_task::Model,
+}
+
+impl ArchiveTask {
+    pub fn new(model: archive_task::Model) -> Self {
+        Self { model }
+    }
+}
+
+#[Object]
+impl ArchiveTask {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeType::ArchiveTask, self.model.id)
+    }
+    async fn activity(&self, ctx: &Context<'_>) -> Result<Activity> {
+        let m = ctx.loaders().activity.load_one(self.model.activity_id).await?;
+        m.map(Activity::new).ok_or_else(|| AppError::internal("task without activity").into())
+    }
+    async fn status(&self) -> Result<enums::ArchiveTaskStatus> {
+        Ok(parse::<domain::TaskStatus>(&self.model.status, "task status")?.into())
+    }
+    async fn progress(&self) -> i32 {
+        self.model.progress
+    }
+    async fn records_done(&self) -> i32 {
+        self.model.records_done
+    }
+    async fn records_total(&self) -> i32 {
+        self.model.records_total
+    }
+    /// The activity's state fingerprint the finished archive holds.
+    async fn fingerprint(&self) -> Option<&str> {
+        self.model.fingerprint.as_deref()
+    }
+    async fn error(&self) -> Option<&str> {
+        self.model.error.as_deref()
+    }
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.model.created_at)
+    }
+    async fn started_at(&self) -> Option<DateTime> {
+        self.model.started_at.map(DateTime)
+    }
+    async fn finished_at(&self) -> Option<DateTime> {
+        self.model.finished_at.map(DateTime)
+    }
+}
+
+/// A stored archive package.
+#[derive(Clone)]
+pub struct ArchiveFile {
+    pub model: archive_file::Model,
+}
+
+impl ArchiveFile {
+    pub fn new(model: archive_file::Model) -> Self {
+        Self { model }
+    }
+}
+
+#[Object]
+impl ArchiveFile {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeType::ArchiveFile, self.model.id)
+    }
+    async fn file_name(&self) -> &str {
+        &self.model.file_name
+    }
+    async fn size_bytes(&self) -> BigInt {
+        BigInt(self.model.size_bytes.max(0) as u64)
+    }
+    /// SHA-256 (hex) of the whole file.
+    async fn sha256(&self) -> &str {
+        &self.model.sha256
+    }
+    async fn media_type(&self) -> &str {
+        &self.model.media_type
+    }
+    async fn storage_backend(&self, ctx: &Context<'_>) -> Result<StorageBackend> {
+        let m = ctx.loaders().storage_backend.load_one(self.model.storage_backend_id).await?;
+        m.map(StorageBackend::new).ok_or_else(|| AppError::internal("file without storage backend").into())
+    }
+    /// When the retention ends and the file is deleted; `null`: kept until deleted by hand.
+    async fn retention_until(&self) -> Option<DateTime> {
+        self.model.retention_until.map(DateTime)
+    }
+    async fn legal_hold(&self) -> bool {
+        self.model.legal_hold
+    }
+    async fn deleted_at(&self) -> Option<DateTime> {
+        self.model.deleted_at.map(DateTime)
+    }
+    async fn deletion_reason(&self) -> Option<&str> {
+        self.model.deletion_reason.as_deref()
+    }
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.model.created_at)
+    }
+    /// A signed URL to download the file, valid for 10 minutes from this answer: fetch it right
+    /// before downloading, do not cache it. `null` for a deleted file or a caller without the
+    /// `download` capability in the file's course.
+    async fn download_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        if self.model.deleted_at.is_some() {
+            return Ok(None);
+        }
+        let access = ctx.access()?;
+        let allowed = match access.scope(Capability::Download) {
+            Scope::Nowhere => false,
+            Scope::Everywhere => true,
+            Scope::Within { .. } => {
+                use sea_orm::{EntityTrait, PaginatorTrait, QueryFilter};
+                archive_job::Entity::find_by_id(self.model.job_id)
+                    .filter(access.filter_by_course(archive_job::Column::CourseId, Capability::Download))
+                    .count(ctx.db())
+                    .await
+                    .map_err(AppError::from)?
+                    > 0
+            }
+        };
+        if !allowed {
+            return Ok(None);
+        }
+        let engine = ctx.data_unchecked::<Engine>();
+        let key = downloads::signing_key(ctx.db()).await.map_err(AppError::from)?;
+        let expires = chrono::Utc::now() + downloads::DEFAULT_TTL;
+        Ok(Some(format!("{}{}", engine.settings.public_url(), downloads::signed_path(&key, self.model.id, expires))))
+    }
+    /// RFC 3161 timestamps of the file.
+    async fn timestamps(&self, ctx: &Context<'_>) -> Result<Vec<TimestampToken>> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let rows = timestamp_token::Entity::find().filter(timestamp_token::Column::FileId.eq(self.model.id)).all(ctx.db()).await.map_err(AppError::from)?;
+        Ok(rows.into_iter().map(TimestampToken).collect())
+    }
+}
+
+/// An RFC 3161 timestamp of a file from a Time-Stamp Authority.
+pub struct TimestampToken(pub timestamp_token::Model);
+
+#[Object]
+impl TimestampToken {
+    async fn tsa_url(&self) -> &str {
+        &self.0.tsa_url
+    }
+    async fn hash_algorithm(&self) -> &str {
+        &self.0.hash_algorithm
+    }
+    /// The time the TSA asserts.
+    async fn gen_time(&self) -> Option<DateTime> {
+        self.0.gen_time.map(DateTime)
+    }
+    async fn serial(&self) -> Option<&str> {
+        self.0.serial.as_deref()
+    }
+    async fn verified(&self) -> bool {
+        self.0.verified
+    }
+    async fn verification_error(&self) -> Option<&str> {
+        self.0.verification_error.as_deref()
+    }
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+}
+
+/// One status change of a job.
+pub struct JobTransition(pub archive_job_transition::Model);
+
+#[Object]
+impl JobTransition {
+    async fn from(&self) -> Result<Option<enums::ArchiveJobStatus>> {
+        self.0.from_status.as_deref().map(|s| parse::<domain::JobStatus>(s, "job status").map(Into::into)).transpose()
+    }
+    async fn to(&self) -> Result<enums::ArchiveJobStatus> {
+        Ok(parse::<domain::JobStatus>(&self.0.to_status, "job status")?.into())
+    }
+    async fn attempt(&self) -> i32 {
+        self.0.attempt
+    }
+    async fn at(&self) -> DateTime {
+        DateTime(self.0.at)
+    }
+}
+
+pub struct JobLogEntry(pub job_log::Model);
+
+#[Object]
+impl JobLogEntry {
+    async fn level(&self) -> Result<enums::LogLevel> {
+        LogLevel::from_repr(self.0.level).map(Into::into).ok_or_else(|| AppError::internal("unknown log level").into())
+    }
+    async fn message(&self) -> &str {
+        &self.0.message
+    }
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+    /// The task the entry is about, if any.
+    async fn task_id(&self) -> Option<ID> {
+        self.0.task_id.map(|t| ids::encode(NodeType::ArchiveTask, t))
+    }
+}
+
+/// A change of a job, as subscriptions deliver it.
+pub struct ArchiveJobEvent {
+    pub event: JobEvent,
+    /// True for the first event of a subscription: the state when it started.
+    pub snapshot: bool,
+}
+
+#[Object]
+impl ArchiveJobEvent {
+    /// The job's sequence number at this event; increases with every change of the job.
+    async fn sequence(&self) -> i64 {
+        self.event.job.sequence
+    }
+    async fn kind(&self) -> enums::ArchiveJobEventKind {
+        if self.snapshot {
+            return enums::ArchiveJobEventKind::Snapshot;
+        }
+        match self.event.kind {
+            JobEventKind::Created => enums::ArchiveJobEventKind::Created,
+            JobEventKind::StatusChanged => enums::ArchiveJobEventKind::StatusChanged,
+            JobEventKind::Progress => enums::ArchiveJobEventKind::Progress,
+            JobEventKind::TaskChanged => enums::ArchiveJobEventKind::TaskChanged,
+            JobEventKind::Updated => enums::ArchiveJobEventKind::Updated,
+            JobEventKind::Deleted => enums::ArchiveJobEventKind::Deleted,
+        }
+    }
+    /// The job as it was right after the change: its own fields are those of that moment; its
+    /// lists (tasks, files, logs) are read when the event is delivered.
+    async fn job(&self) -> ArchiveJob {
+        ArchiveJob::new(self.event.job.clone())
+    }
+    /// The task that changed, for TASK_CHANGED events.
+    async fn task_id(&self) -> Option<ID> {
+        self.event.task_id.map(|t| ids::encode(NodeType::ArchiveTask, t))
+    }
+}
