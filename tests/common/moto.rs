@@ -59,25 +59,11 @@ pub struct MotoServer {
 impl MotoServer {
     /// Starts moto on a free port, waits until it answers and creates `bucket`.
     pub async fn start(bucket: &str) -> Self {
-        let exe = py_bin().join("moto_server");
-        assert!(exe.exists(), "{} does not exist.\n{}", exe.display(), how_to_get_it());
         let mut last_err = String::new();
         for _ in 0..3 {
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let log = tempfile::NamedTempFile::new().unwrap();
-            let child = Command::new(&exe)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(log.reopen().unwrap()))
-                .stderr(Stdio::from(log.reopen().unwrap()))
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}\n{}", exe.display(), how_to_get_it()));
-            let mut server = MotoServer { port, bucket: bucket.to_string(), child, log };
-            match server.wait_ready().await {
-                Ok(()) => {
-                    server.create_bucket(bucket).await;
-                    return server;
-                }
+            match Self::try_start_on(port, bucket).await {
+                Ok(server) => return server,
                 Err(e) => last_err = e, // e.g. the port was taken meanwhile: try another
             }
         }
@@ -86,6 +72,10 @@ impl MotoServer {
 
     /// Starts moto on `port` (e.g. where an earlier server ran, to simulate storage coming back).
     pub async fn start_on(port: u16, bucket: &str) -> Self {
+        Self::try_start_on(port, bucket).await.unwrap_or_else(|e| panic!("moto_server on port {port}: {e}\n{}", how_to_get_it()))
+    }
+
+    async fn try_start_on(port: u16, bucket: &str) -> Result<Self, String> {
         let exe = py_bin().join("moto_server");
         assert!(exe.exists(), "{} does not exist.\n{}", exe.display(), how_to_get_it());
         let log = tempfile::NamedTempFile::new().unwrap();
@@ -97,9 +87,9 @@ impl MotoServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}\n{}", exe.display(), how_to_get_it()));
         let mut server = MotoServer { port, bucket: bucket.to_string(), child, log };
-        server.wait_ready().await.unwrap_or_else(|e| panic!("moto_server on port {port}: {e}\n{}", how_to_get_it()));
+        server.wait_ready().await?;
         server.create_bucket(bucket).await;
-        server
+        Ok(server)
     }
 
     pub fn endpoint(&self) -> String {
