@@ -52,7 +52,7 @@ impl AppState {
         db::migrate(&db).await?;
         storage_backends::ensure_default(&db, &settings.data_dir).await?;
         let lms = lms_source(&settings);
-        let report = sync::sync_from_lms(&db, lms.as_ref()).await.with_context(|| format!("syncing from the {} LMS", lms.name()))?;
+        let report = sync_with_retries(&db, lms.as_ref()).await.with_context(|| format!("syncing from the {} LMS", lms.name()))?;
         tracing::info!(lms = lms.name(), ?report, "synced from the LMS");
         let settings = Arc::new(settings);
         let bus = EventBus::start(&db).await.context("starting the event bus")?;
@@ -60,6 +60,22 @@ impl AppState {
         let engine = Engine::new(db.clone(), bus, queue, settings.clone(), lms.clone());
         let schema = graphql::build(db.clone(), engine.clone());
         Ok(Self { settings, db, statements, jwt, lms, schema, engine })
+    }
+}
+
+/// Syncs the LMS, retrying when SQLite reports its lock taken: processes that start together (API
+/// and workers) sync at once, and SQLite refuses a reading transaction's upgrade to a write with
+/// "database is locked" instead of waiting. The sync is idempotent, so running it again is safe.
+async fn sync_with_retries(db: &DatabaseConnection, lms: &dyn LmsSource) -> anyhow::Result<sync::SyncReport> {
+    let mut attempt = 0;
+    loop {
+        match sync::sync_from_lms(db, lms).await {
+            Err(e) if attempt < 10 && format!("{e:#}").contains("database is locked") => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -70,6 +70,9 @@ pub struct Settings {
     pub staging_dir: Option<PathBuf>,
     /// Demo LMS only: milliseconds each record takes to read, to simulate a slow LMS.
     pub demo_record_delay_ms: u32,
+    /// An activity with more attempts/submissions than this is archived in chunks of this many
+    /// records, each a queue task of its own, so that one large activity spreads over workers.
+    pub chunk_records: u32,
     /// The server's address as clients reach it, for absolute URLs (downloads); default
     /// `http://` + `listen`.
     pub public_url: Option<String>,
@@ -103,6 +106,7 @@ impl Default for Settings {
             job_log_level: crate::domain::LogLevel::Info,
             staging_dir: None,
             demo_record_delay_ms: 0,
+            chunk_records: 500,
             public_url: None,
         }
     }
@@ -117,12 +121,12 @@ const KEYS: &[&str] = &[
     "listen", "data_dir", "database_url", "jwt_secret", "jwt_issuer", "jwt_audience", "jwt_algorithm",
     "jwt_public_key_file", "jwt_private_key_file", "lms", "demo_scale", "log", "max_concurrent_jobs", "worker_concurrency",
     "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds", "job_log_level", "staging_dir", "demo_record_delay_ms",
-    "public_url",
+    "public_url", "chunk_records",
 ];
 
 const NUMERIC_KEYS: &[&str] = &[
     "demo_scale", "max_concurrent_jobs", "worker_concurrency", "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds",
-    "demo_record_delay_ms",
+    "demo_record_delay_ms", "chunk_records",
 ];
 
 fn name(key: &str) -> String {
@@ -220,6 +224,9 @@ impl Settings {
                 return err("public_url", "must be an http:// or https:// URL");
             }
         }
+        if self.chunk_records == 0 {
+            return err("chunk_records", "must be at least 1");
+        }
         if self.lease_seconds < 3 {
             return err("lease_seconds", "must be at least 3");
         }
@@ -288,6 +295,14 @@ mod tests {
         assert!(e.contains("ARCHIVING_LMS"), "{e}");
         let e = Settings::load_from(None, env(&[("ARCHIVING_DATABASE_URL", "mysql://x")])).unwrap_err().to_string();
         assert!(e.contains("ARCHIVING_DATABASE_URL"), "{e}");
+    }
+
+    #[test]
+    fn the_chunk_size_is_read_and_checked() {
+        assert_eq!(Settings::load_from(None, env(&[])).unwrap().chunk_records, 500);
+        assert_eq!(Settings::load_from(None, env(&[("ARCHIVING_CHUNK_RECORDS", "10")])).unwrap().chunk_records, 10);
+        let e = Settings::load_from(None, env(&[("ARCHIVING_CHUNK_RECORDS", "0")])).unwrap_err().to_string();
+        assert!(e.contains("ARCHIVING_CHUNK_RECORDS"), "{e}");
     }
 
     #[test]

@@ -70,6 +70,15 @@ async fn a_job_runs_to_completed_while_a_subscriber_sees_every_state(app: TestAp
         json!({"c": course}),
     )
     .await;
+    // graphql-ws does not acknowledge a subscription: prove it is live with a probe job first.
+    let probe = activity_ids(&app, &["1002"]).await;
+    let probe_id = create(&app, &admin, json!({"activityIds": probe})).await["data"]["createArchiveJob"]["job"]["id"].as_str().unwrap().to_string();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(60), sub.next()).await.expect("the probe's events arrive").expect("open");
+        if ev["data"]["archiveJobsChanged"]["job"]["id"] == probe_id.as_str() {
+            break;
+        }
+    }
     let acts = activity_ids(&app, &["1001", "1003"]).await;
     let body = create(&app, &admin, json!({"activityIds": acts})).await;
     assert_eq!(body["data"]["createArchiveJob"]["userErrors"], json!([]), "{body}");
@@ -84,6 +93,9 @@ async fn a_job_runs_to_completed_while_a_subscriber_sees_every_state(app: TestAp
     while statuses.last().map(String::as_str) != Some("COMPLETED") {
         let ev = tokio::time::timeout(Duration::from_secs(120), sub.next()).await.expect("events keep coming").expect("subscription open");
         let e = &ev["data"]["archiveJobsChanged"];
+        if e["job"]["id"] == probe_id.as_str() {
+            continue;
+        }
         assert_eq!(e["job"]["id"], id.as_str());
         let seq = e["sequence"].as_i64().unwrap();
         assert!(seq > last_seq, "sequence numbers increase: {seq} after {last_seq}");
@@ -364,6 +376,80 @@ async fn at_most_max_concurrent_jobs_are_active(backend: Backend) {
     assert_eq!(max_seen, 1);
 }
 
+/// A large activity (here: more than 7 records) is archived in chunks, each a queue task of its
+/// own, then assembled into one package, which validates as a bag.
+async fn large_activities_are_archived_in_chunks_into_one_package(backend: Backend) {
+    use archiving_manager::entity::{archive_chunk, archive_task};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    let app = TestApp::start_with(backend, |s| s.chunk_records = 7).await;
+    let admin = app.admin();
+    let acts = activity_ids(&app, &["1001", "1003"]).await;
+    let body = create(&app, &admin, json!({"activityIds": acts})).await;
+    assert_eq!(body["data"]["createArchiveJob"]["userErrors"], json!([]), "{body}");
+    let id = body["data"]["createArchiveJob"]["job"]["id"].as_str().unwrap().to_string();
+    let j = wait_for(&app, &id, "COMPLETED", |j| j["status"] == "COMPLETED" || j["status"] == "FAILURE").await;
+    assert_eq!(j["status"], "COMPLETED", "{j:#}");
+    for t in j["tasks"].as_array().unwrap() {
+        assert_eq!(t["status"], "FINISHED");
+        assert_eq!(t["recordsDone"], t["recordsTotal"]);
+        assert!(t["recordsTotal"].as_i64().unwrap() > 7, "{t}");
+        assert_eq!(t["activity"]["archiveState"], "ARCHIVED", "the fingerprint of the assembled package is the activity's");
+    }
+
+    // Several chunks per task, all finished, each by a known worker.
+    let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(uuid::Uuid::parse_str(&uuid_of(&id)).unwrap())).all(&app.state.db).await.unwrap();
+    assert_eq!(tasks.len(), 2);
+    for t in &tasks {
+        let chunks = archive_chunk::Entity::find().filter(archive_chunk::Column::TaskId.eq(t.id)).all(&app.state.db).await.unwrap();
+        assert_eq!(chunks.len() as i32, (t.records_total + 6) / 7, "chunks of 7 records for task {}", t.id);
+        assert!(chunks.len() >= 2);
+        assert!(chunks.iter().all(|c| c.status == "FINISHED" && c.worker.as_deref() == Some(app.state.engine.process_id.as_str())), "{chunks:#?}");
+        assert_eq!(chunks.iter().map(|c| c.records).sum::<i32>(), t.records_total);
+    }
+    let log: Vec<String> = j["logs"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["message"].as_str().unwrap().to_string()).collect();
+    assert!(log.iter().any(|l| l.starts_with("chunk 1/") && l.contains("archived by")), "{log:#?}");
+
+    // Each package validates as a bag, with the SHA-256 the API states.
+    let files = j["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    for (i, f) in files.iter().enumerate() {
+        let bytes = app.http().get(f["downloadUrl"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), f["sha256"].as_str().unwrap());
+        let path = app.data_dir.path().join(format!("dl{i}")).join(f["fileName"].as_str().unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let bag = common::bagit::unpack(&path, &app.data_dir.path().join(format!("unpacked{i}")));
+        common::bagit::validate(&bag).unwrap_or_else(|e| panic!("{} does not validate: {e}", f["fileName"]));
+    }
+}
+
+/// Cancel reaches the chunks of a large activity, wherever they run, and nothing stays behind.
+async fn cancel_stops_an_activity_in_chunks(backend: Backend) {
+    let app = TestApp::start_with(backend, |s| {
+        s.chunk_records = 10;
+        s.demo_record_delay_ms = 40;
+    })
+    .await;
+    let admin = app.admin();
+    let acts = activity_ids(&app, &["1030"]).await; // 100 submissions: 10 chunks
+    let body = create(&app, &admin, json!({"activityIds": acts})).await;
+    let id = body["data"]["createArchiveJob"]["job"]["id"].as_str().unwrap().to_string();
+    wait_for(&app, &id, "records being archived", |j| j["status"] == "ACTIVITY_ARCHIVING" && j["tasks"][0]["recordsDone"].as_i64() > Some(0)).await;
+    let body = app.gql(Some(&admin), "mutation($id: ID!) { cancelArchiveJob(input: {id: $id}) { job { cancelRequested } userErrors { code } } }", json!({"id": id})).await;
+    assert_eq!(body["data"]["cancelArchiveJob"]["job"]["cancelRequested"], true, "{body}");
+    let j = wait_for(&app, &id, "CANCELED", status_is("CANCELED")).await;
+    assert_eq!(j["tasks"][0]["status"], "CANCELED", "{j:#}");
+    assert_eq!(j["files"], json!([]));
+    // Chunks that were running notice within a tick and remove what they wrote.
+    let staging = app.data_dir.path().join("staging").join(uuid_of(&id));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while staging.exists() {
+        assert!(Instant::now() < deadline, "staging is cleaned up: {staging:?} remains");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn logs_page_without_loss_and_filter_by_level(app: TestApp) {
     let admin = app.admin();
     let acts = activity_ids(&app, &["1001", "1002", "1003"]).await;
@@ -415,5 +501,7 @@ with_backend!(
     cancel_takes_effect_between_steps,
     a_job_past_its_deadline_ends_in_timeout_and_stays_there,
     transient_errors_are_retried_with_backoff_then_fail_and_a_retry_resumes,
-    at_most_max_concurrent_jobs_are_active
+    at_most_max_concurrent_jobs_are_active,
+    large_activities_are_archived_in_chunks_into_one_package,
+    cancel_stops_an_activity_in_chunks
 );

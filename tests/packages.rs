@@ -19,7 +19,8 @@ use std::{
 use archiving_manager::{
     domain::{ActivityKind, ArchiveFormat},
     engine::drivers::{
-        archive_activity, ActivityInfo, ArchiveError, ArchiveRequest, BuiltPackage, CourseInfo, NoProgress, Progress,
+        archive_activity, archive_chunk, assemble_activity, ActivityInfo, ArchiveError, ArchiveRequest, BuiltPackage, CourseInfo,
+        NoProgress, Progress,
     },
     lms::{demo::DemoLms, LmsActivity, LmsSource},
 };
@@ -421,6 +422,42 @@ async fn only_the_archive_time_differs_between_runs() {
         }
     }
     assert_eq!(a.fingerprint, b.fingerprint);
+}
+
+/// Builds `req`'s package the chunked way: chunks of `size` records rendered separately, then
+/// assembled.
+async fn build_in_chunks(lms: &DemoLms, req: &ArchiveRequest, size: u64, dir: &Path) -> BuiltPackage {
+    let total = lms.record_versions(&req.activity.lms_id).await.unwrap().len() as u64;
+    let mut dirs = Vec::new();
+    for (idx, first) in (0..total).step_by(size as usize).enumerate() {
+        let chunk = dir.join("chunks").join(idx.to_string());
+        let n = archive_chunk(lms, req, &chunk, first, size.min(total - first), &NoProgress).await.expect("chunk renders");
+        assert_eq!(n, size.min(total - first));
+        dirs.push(chunk);
+    }
+    assert!(dirs.len() > 1, "{total} records in chunks of {size}");
+    let rec = Recorder::new(None);
+    let pkg = assemble_activity(req, &dir.join("out"), &dirs, &rec).await.expect("package assembles");
+    assert_eq!(rec.reports.lock().unwrap().last(), Some(&(total, total)));
+    pkg
+}
+
+#[tokio::test]
+async fn a_package_assembled_from_chunks_is_byte_identical_to_the_direct_one() {
+    let f = fixture().await;
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (a, format)) in [(&f.quiz, ArchiveFormat::Zip), (&f.assign, ArchiveFormat::TarGz), (&f.assign, ArchiveFormat::TarZst)].into_iter().enumerate() {
+        let req = request(a, COURSE, format, archived_at());
+        let direct = archive_activity(&f.lms, &req, &tmp.path().join(format!("direct{i}")), &NoProgress).await.unwrap();
+        let chunked = build_in_chunks(&f.lms, &req, 7, &tmp.path().join(format!("chunked{i}"))).await;
+        assert_eq!(std::fs::read(&direct.path).unwrap(), std::fs::read(&chunked.path).unwrap(), "{format:?}: the same bytes");
+        assert_eq!((&chunked.sha256, &chunked.fingerprint, chunked.records), (&direct.sha256, &direct.fingerprint, direct.records));
+        assert_eq!(chunked.contents, direct.contents);
+        assert_eq!((chunked.payload_bytes, chunked.payload_files), (direct.payload_bytes, direct.payload_files));
+        // A re-run of a chunk replaces what the first run left.
+        let again = archive_chunk(&f.lms, &req, &tmp.path().join(format!("chunked{i}/chunks/0")), 0, 7, &NoProgress).await.unwrap();
+        assert_eq!(again, 7);
+    }
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Separate processes, as operators run them: an API process (`serve --no-workers`) and worker
 //! processes (`worker`) sharing one database. A worker is killed with SIGKILL in the middle of a
 //! job; another takes over and the job ends with exactly one complete set of archive files. On
-//! PostgreSQL, a subscriber on the API process sees every state of the job the workers run.
+//! PostgreSQL, a subscriber on the API process sees every state of the job the workers run. A large
+//! activity archived in chunks spreads over two worker processes.
 mod common;
 
 use std::{
@@ -27,6 +28,11 @@ impl Drop for Proc {
 }
 
 fn spawn(args: &[&str], data: &Path, db_url: &str, port: u16) -> Proc {
+    spawn_with(args, data, db_url, port, &[])
+}
+
+/// As `spawn`, with more (or overriding) settings.
+fn spawn_with(args: &[&str], data: &Path, db_url: &str, port: u16, env: &[(&str, &str)]) -> Proc {
     let child = Command::new(BIN)
         .args(args)
         .env_clear()
@@ -38,6 +44,7 @@ fn spawn(args: &[&str], data: &Path, db_url: &str, port: u16) -> Proc {
         .env("ARCHIVING_DEMO_RECORD_DELAY_MS", "25")
         .env("ARCHIVING_LEASE_SECONDS", "5")
         .env("ARCHIVING_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -161,6 +168,21 @@ async fn a_killed_worker_loses_nothing(backend: Backend) {
         ),
         Backend::Sqlite => None,
     };
+    if let Some(sub) = sub.as_mut() {
+        // graphql-ws does not acknowledge a subscription: prove it is live with a probe job. No
+        // worker runs yet, so it stays QUEUED and is canceled at once, leaving nothing behind.
+        let probe: Vec<Value> = course["course"]["activities"]["edges"].as_array().unwrap().iter().filter(|e| e["node"]["lmsId"] == "1029").map(|e| e["node"]["id"].clone()).collect();
+        let d = api.gql("mutation($i: CreateArchiveJobInput!) { createArchiveJob(input: $i) { job { id } } }", json!({"i": {"activityIds": probe}})).await;
+        let probe_id = d["createArchiveJob"]["job"]["id"].as_str().unwrap().to_string();
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(30), sub.next()).await.expect("the probe's events arrive").expect("open");
+            if ev["data"]["archiveJobsChanged"]["job"]["id"] == probe_id.as_str() {
+                break;
+            }
+        }
+        let d = api.gql("mutation($id: ID!) { cancelArchiveJob(input: {id: $id}) { job { status } } }", json!({"id": probe_id})).await;
+        assert_eq!(d["cancelArchiveJob"]["job"]["status"], "CANCELED");
+    }
     let mut worker = spawn(&["worker"], data, &db_url, free_port());
     let acts: Vec<Value> = course["course"]["activities"]["edges"]
         .as_array()
@@ -205,6 +227,9 @@ async fn a_killed_worker_loses_nothing(backend: Backend) {
         while statuses.last().map(String::as_str) != Some("COMPLETED") {
             let ev = tokio::time::timeout(Duration::from_secs(30), sub.next()).await.expect("events arrive").expect("open");
             let e = &ev["data"]["archiveJobsChanged"];
+            if e["job"]["id"] != id.as_str() {
+                continue; // the probe
+            }
             let seq = e["sequence"].as_i64().unwrap();
             assert!(seq > last, "in order");
             last = seq;
@@ -216,6 +241,150 @@ async fn a_killed_worker_loses_nothing(backend: Backend) {
         assert_eq!(statuses, HAPPY_PATH, "the API process saw every state of the job the workers ran");
     }
     drop(api_proc);
+}
+
+/// Activity 1030 (100 submissions) in chunks of 10, with two worker processes: the job completes
+/// and its chunks were archived by both.
+async fn one_activity_spreads_over_two_workers(backend: Backend) {
+    use archiving_manager::entity::archive_chunk;
+    use sea_orm::EntityTrait;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (db_url, _pg) = match backend {
+        Backend::Sqlite => (format!("sqlite://{}?mode=rwc", data.join("am.db").display()), None),
+        Backend::Postgres => {
+            let (url, name) = common::fresh_postgres_database().await;
+            (url, Some(common::DropDatabase(name)))
+        }
+    };
+    let port = free_port();
+    let env = [("ARCHIVING_CHUNK_RECORDS", "10"), ("ARCHIVING_DEMO_RECORD_DELAY_MS", "20")];
+    let _api_proc = spawn_with(&["serve", "--no-workers"], data, &db_url, port, &env);
+    let api = Api { http: reqwest::Client::new(), port, token: admin_token(data) };
+    api.ready().await;
+    // One after the other: two processes syncing the demo LMS into SQLite at the same instant
+    // can make one of them fail to start ("database is locked").
+    let db = sea_orm::Database::connect(&db_url).await.unwrap();
+    let mut workers = Vec::new();
+    for n in 1..=2 {
+        workers.push(spawn_with(&["worker"], data, &db_url, free_port(), &env));
+        wait_for_workers(&db, backend, &mut workers, n).await;
+    }
+
+    let course = api.gql("{ course(lmsId: \"109\") { activities { edges { node { id lmsId } } } } }", json!({})).await;
+    let act = course["course"]["activities"]["edges"].as_array().unwrap().iter().find(|e| e["node"]["lmsId"] == "1030").unwrap()["node"]["id"].clone();
+    let d = api.gql("mutation($i: CreateArchiveJobInput!) { createArchiveJob(input: $i) { job { id } userErrors { message } } }", json!({"i": {"activityIds": [act]}})).await;
+    let id = d["createArchiveJob"]["job"]["id"].as_str().unwrap().to_string();
+    let j = api.wait(&id, "COMPLETED", |j| j["status"] == "COMPLETED" || j["status"] == "FAILURE").await;
+    assert_eq!(j["status"], "COMPLETED", "{j:#}");
+    assert_eq!(j["tasks"][0]["recordsDone"], 100, "{j:#}");
+    assert_eq!(j["files"].as_array().unwrap().len(), 1, "one package: {j:#}");
+
+    let chunks = archive_chunk::Entity::find().all(&db).await.unwrap();
+    assert_eq!(chunks.len(), 10, "{chunks:#?}");
+    assert!(chunks.iter().all(|c| c.status == "FINISHED"), "{chunks:#?}");
+    let workers: std::collections::BTreeSet<&str> = chunks.iter().filter_map(|c| c.worker.as_deref()).collect();
+    assert!(workers.len() >= 2, "the chunks were archived by one worker only: {workers:?}");
+    db.close().await.ok();
+}
+
+/// A worker killed while it renders chunks: another worker takes its chunks over (their leases
+/// expire, the sweeper sends them again) and the job completes with one package.
+async fn a_worker_killed_amid_chunks_loses_nothing(backend: Backend) {
+    use archiving_manager::entity::archive_chunk;
+    use sea_orm::EntityTrait;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (db_url, _pg) = match backend {
+        Backend::Sqlite => (format!("sqlite://{}?mode=rwc", data.join("am.db").display()), None),
+        Backend::Postgres => {
+            let (url, name) = common::fresh_postgres_database().await;
+            (url, Some(common::DropDatabase(name)))
+        }
+    };
+    let port = free_port();
+    let env = [("ARCHIVING_CHUNK_RECORDS", "10"), ("ARCHIVING_DEMO_RECORD_DELAY_MS", "40")];
+    let _api_proc = spawn_with(&["serve", "--no-workers"], data, &db_url, port, &env);
+    let api = Api { http: reqwest::Client::new(), port, token: admin_token(data) };
+    api.ready().await;
+    let db = sea_orm::Database::connect(&db_url).await.unwrap();
+    let mut first = vec![spawn_with(&["worker"], data, &db_url, free_port(), &env)];
+    wait_for_workers(&db, backend, &mut first, 1).await;
+
+    let course = api.gql("{ course(lmsId: \"109\") { activities { edges { node { id lmsId } } } } }", json!({})).await;
+    let act = course["course"]["activities"]["edges"].as_array().unwrap().iter().find(|e| e["node"]["lmsId"] == "1030").unwrap()["node"]["id"].clone();
+    let d = api.gql("mutation($i: CreateArchiveJobInput!) { createArchiveJob(input: $i) { job { id } userErrors { message } } }", json!({"i": {"activityIds": [act]}})).await;
+    let id = d["createArchiveJob"]["job"]["id"].as_str().unwrap().to_string();
+    api.wait(&id, "chunks being archived", |j| j["tasks"][0]["recordsDone"].as_i64() > Some(5)).await;
+    first[0].0.kill().unwrap(); // SIGKILL
+    first[0].0.wait().unwrap();
+    drop(first);
+    let unfinished = archive_chunk::Entity::find().all(&db).await.unwrap().into_iter().filter(|c| c.status != "FINISHED").count();
+    assert!(unfinished > 0, "the worker was killed amid the chunks");
+
+    let _second = spawn_with(&["worker"], data, &db_url, free_port(), &env);
+    let j = api.wait(&id, "COMPLETED", |j| j["status"] == "COMPLETED" || j["status"] == "FAILURE").await;
+    assert_eq!(j["status"], "COMPLETED", "{j:#}");
+    assert_eq!(j["tasks"][0]["recordsDone"], 100, "{j:#}");
+    let files = j["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{j:#}");
+    let stored = files_under(&data.join("archives"));
+    assert_eq!(stored.len(), 1, "only the package is in storage: {stored:?}");
+    assert_eq!(hex::encode(Sha256::digest(std::fs::read(&stored[0]).unwrap())), files[0]["sha256"].as_str().unwrap());
+    let chunks = archive_chunk::Entity::find().all(&db).await.unwrap();
+    assert_eq!(chunks.len(), 10);
+    assert!(chunks.iter().all(|c| c.status == "FINISHED"), "{chunks:#?}");
+    assert!(files_under(&data.join("staging")).is_empty(), "staging is cleaned up");
+    db.close().await.ok();
+}
+
+mod a_worker_killed_amid_chunks_loses_nothing {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_worker_killed_amid_chunks_loses_nothing(super::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_worker_killed_amid_chunks_loses_nothing(super::Backend::Postgres).await
+    }
+}
+
+/// Waits until `n` worker processes have registered their queue workers with apalis (each process
+/// does so after its start-up), checking that every process is still running.
+async fn wait_for_workers(db: &sea_orm::DatabaseConnection, backend: Backend, procs: &mut [Proc], n: usize) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let (table, backend_kind) = match backend {
+        Backend::Sqlite => ("Workers", sea_orm::DbBackend::Sqlite),
+        Backend::Postgres => ("apalis.workers", sea_orm::DbBackend::Postgres),
+    };
+    // Each process registers three queue workers (stages, tasks, chunks), named after it.
+    let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE id LIKE 'chunks-%'");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for p in procs.iter_mut() {
+            assert!(p.0.try_wait().unwrap().is_none(), "a worker process stopped");
+        }
+        let row = db.query_one_raw(Statement::from_string(backend_kind, sql.clone())).await.ok().flatten();
+        let count: i64 = row.and_then(|r| r.try_get("", "n").ok()).unwrap_or(0);
+        if count as usize >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{n} worker processes never registered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+mod one_activity_spreads_over_two_workers {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::one_activity_spreads_over_two_workers(super::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::one_activity_spreads_over_two_workers(super::Backend::Postgres).await
+    }
 }
 
 mod a_killed_worker_loses_nothing {

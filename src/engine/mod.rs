@@ -2,8 +2,10 @@
 //!
 //! A job advances one stage at a time (`pipeline`), each stage's completion persisted before the
 //! next starts, under a lease so that one worker works on it at a time. Activities are archived as
-//! separate queue tasks (`tasks`), so a job's activities run in parallel across workers. The
+//! separate queue tasks (`tasks`), so a job's activities run in parallel across workers; a large
+//! activity's records are split into chunks (`chunks`), queue tasks of their own. The
 //! `sweeper` re-sends what is due when a message was lost or a worker died.
+pub mod chunks;
 pub mod drivers;
 pub mod package;
 pub mod pipeline;

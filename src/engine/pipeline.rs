@@ -235,6 +235,8 @@ impl Engine {
                     am.finished_at = Set(None);
                 })
                 .await?;
+                // Chunks are planned anew: the activity's record count may have changed.
+                self.reset_chunks(job.id, t.id).await?;
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! The safety net: every few seconds, each process re-sends what is due but may have lost its
 //! message: queued jobs waiting for a slot, active jobs nobody holds (a dead worker's lease
-//! expired, a retry fell due, a deadline passed), and tasks whose worker died. Duplicates are
+//! expired, a retry fell due, a deadline passed), tasks and chunks whose worker died, and tasks
+//! whose chunks are done. Duplicates are
 //! harmless: leases make the work happen once.
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ impl Engine {
             Vec::new()
         } else {
             archive_task::Entity::find()
-                .filter(archive_task::Column::JobId.is_in(archiving))
+                .filter(archive_task::Column::JobId.is_in(archiving.clone()))
                 .filter(archive_task::Column::Status.is_in(TaskStatus::iter().filter(|s| !s.is_final()).map(|s| s.to_string())))
                 .all(&self.db)
                 .await?
@@ -69,6 +70,11 @@ impl Engine {
                 self.queue.push_stage(j.id, None).await?;
             }
         }
+
+        // Chunks of large activities whose worker died or whose message was lost, and tasks whose
+        // chunks have all ended. A task waiting for its chunks holds no lease, so the rule below
+        // does not take it for dead.
+        self.sweep_chunks(&archiving).await?;
 
         // Tasks whose worker died (lease expired while running), or whose message was lost.
         let stale = now - chrono::Duration::seconds(self.settings.lease_seconds as i64 * 2);

@@ -1,5 +1,6 @@
 //! One activity of a job, archived by the activity's driver into the job's staging area. Runs as
-//! its own queue task, so a job's activities spread over workers.
+//! its own queue task, so a job's activities spread over workers. A large activity is archived in
+//! chunks (`chunks`): the task plans them, waits, and assembles the package when they are done.
 use std::{
     collections::HashMap,
     sync::{
@@ -15,6 +16,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{
+    chunks::{CancelOnly, ChunkPlan, CHUNKS_DIR},
     drivers::{self, ActivityInfo, ArchiveError, ArchiveRequest, CourseInfo},
     pipeline::{job_settings, StagedPackage, STAGED_META},
     state::Lease,
@@ -29,9 +31,9 @@ use crate::{
 const TICK: Duration = Duration::from_millis(500);
 
 /// The driver's view of progress and cancellation: cheap, synchronous, fed by background ticks.
-struct TaskProgress {
-    stop: Arc<AtomicBool>,
-    tx: watch::Sender<(u64, u64)>,
+pub(super) struct TaskProgress {
+    pub(super) stop: Arc<AtomicBool>,
+    pub(super) tx: watch::Sender<(u64, u64)>,
 }
 
 impl drivers::Progress for TaskProgress {
@@ -68,7 +70,9 @@ impl Engine {
 
     async fn run_task_leased(&self, job: &archive_job::Model, task: archive_task::Model, owner: &str) -> anyhow::Result<()> {
         let from = [TaskStatus::Created, TaskStatus::Queued, TaskStatus::Running];
-        if !self.task_transition(&task, &from, TaskStatus::Running, |am| am.started_at = Set(Some(Utc::now()))).await? {
+        // A task in chunks is looked at again each time a chunk ends: it is already running.
+        let waiting_for_chunks = task.status == TaskStatus::Running.to_string() && self.has_chunks(task.id).await?;
+        if !waiting_for_chunks && !self.task_transition(&task, &from, TaskStatus::Running, |am| am.started_at = Set(Some(Utc::now()))).await? {
             return Ok(());
         }
         let task = archive_task::Entity::find_by_id(task.id).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("task vanished"))?;
@@ -82,7 +86,24 @@ impl Engine {
         let (tx, rx) = watch::channel((0u64, 0u64));
         let ticker = self.spawn_task_ticker(job.id, task.id, owner.to_string(), stop.clone(), rx);
         let progress = TaskProgress { stop: stop.clone(), tx };
-        let outcome = drivers::archive_activity(self.lms.as_ref(), &request, &out_dir, &progress).await;
+        let outcome = match self.chunk_plan(job.id, &task, &request).await {
+            Ok(ChunkPlan::Direct) => drivers::archive_activity(self.lms.as_ref(), &request, &out_dir, &progress).await,
+            Ok(ChunkPlan::Waiting) => {
+                ticker.abort();
+                return Ok(()); // each chunk's end sends the task again
+            }
+            Ok(ChunkPlan::Ready(dirs)) => {
+                // The task's progress already says every record is done: assembling only copies.
+                let assembled = drivers::assemble_activity(&request, &out_dir, &dirs, &CancelOnly(&progress)).await;
+                if assembled.is_ok() {
+                    let _ = tokio::fs::remove_dir_all(out_dir.join(CHUNKS_DIR)).await;
+                }
+                assembled
+            }
+            Ok(ChunkPlan::Failed { error, transient: true }) => Err(ArchiveError::Transient(anyhow::anyhow!(error))),
+            Ok(ChunkPlan::Failed { error, transient: false }) => Err(ArchiveError::Permanent(anyhow::anyhow!(error))),
+            Err(e) => Err(ArchiveError::Transient(e)),
+        };
         ticker.abort();
 
         if stop.load(Ordering::Relaxed) {
@@ -177,7 +198,7 @@ impl Engine {
         })
     }
 
-    async fn write_task_progress(&self, job_id: Uuid, task_id: i64, done: u64, total: u64) -> anyhow::Result<()> {
+    pub(super) async fn write_task_progress(&self, job_id: Uuid, task_id: i64, done: u64, total: u64) -> anyhow::Result<()> {
         let pct = if total == 0 { 0 } else { ((done.min(total) * 100) / total) as i32 };
         archive_task::Entity::update_many()
             .col_expr(archive_task::Column::Progress, sea_orm::sea_query::Expr::val(pct).into())
@@ -195,7 +216,7 @@ impl Engine {
         self.task_changed(job_id, task_id).await
     }
 
-    async fn archive_request(&self, job: &archive_job::Model, task: &archive_task::Model) -> anyhow::Result<ArchiveRequest> {
+    pub(super) async fn archive_request(&self, job: &archive_job::Model, task: &archive_task::Model) -> anyhow::Result<ArchiveRequest> {
         let settings = job_settings(job)?;
         let a = activity::Entity::find_by_id(task.activity_id).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("activity {} is gone", task.activity_id))?;
         let c = course::Entity::find_by_id(a.course_id).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("course {} is gone", a.course_id))?;

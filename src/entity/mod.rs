@@ -1,5 +1,6 @@
 //! SeaORM entities: one module per table (DESIGN §4). Status columns hold the `domain` enums as text.
 pub mod activity;
+pub mod archive_chunk;
 pub mod archive_content;
 pub mod archive_file;
 pub mod archive_job;

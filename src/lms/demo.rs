@@ -399,8 +399,15 @@ impl LmsSource for DemoLms {
     }
 
     fn records<'a>(&'a self, activity_lms_id: &'a str) -> BoxStream<'a, anyhow::Result<LmsRecord>> {
+        self.records_from(activity_lms_id, 0, u64::MAX)
+    }
+
+    /// Pages without generating (or waiting for) the records before `offset`, like an LMS that
+    /// can page.
+    fn records_from<'a>(&'a self, activity_lms_id: &'a str, offset: u64, limit: u64) -> BoxStream<'a, anyhow::Result<LmsRecord>> {
+        let (skip, take) = (usize::try_from(offset).unwrap_or(usize::MAX), usize::try_from(limit).unwrap_or(usize::MAX));
         match self.spec(activity_lms_id) {
-            Ok(spec) => stream::iter(Self::record_keys(spec, self.extra_attempts(activity_lms_id)))
+            Ok(spec) => stream::iter(Self::record_keys(spec, self.extra_attempts(activity_lms_id)).skip(skip).take(take))
                 .then(move |(p, n)| async move {
                     if !self.record_delay.is_zero() {
                         tokio::time::sleep(self.record_delay).await;

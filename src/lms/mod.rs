@@ -144,6 +144,13 @@ pub trait LmsSource: Send + Sync {
     async fn record_versions(&self, activity_lms_id: &str) -> anyhow::Result<Vec<RecordVersion>>;
     /// The attempts/submissions of an activity, streamed in a stable order.
     fn records<'a>(&'a self, activity_lms_id: &'a str) -> BoxStream<'a, anyhow::Result<LmsRecord>>;
+    /// The records `offset .. offset + limit` of [`LmsSource::records`], in the same order: what
+    /// one chunk of a large activity reads. Sources that can page should override this; the
+    /// default reads and drops the records before `offset`.
+    fn records_from<'a>(&'a self, activity_lms_id: &'a str, offset: u64, limit: u64) -> BoxStream<'a, anyhow::Result<LmsRecord>> {
+        use futures::StreamExt;
+        self.records(activity_lms_id).skip(offset as usize).take(limit as usize).boxed()
+    }
     /// The bytes of a file, unchanged.
     async fn open_file(&self, file: &LmsFile) -> anyhow::Result<FileReader>;
 }

@@ -1,6 +1,7 @@
 //! The work queue on apalis, in the application's own database: SQLite by default, PostgreSQL when
-//! the database is PostgreSQL, sharing SeaORM's pool. Two queues with explicit names: one advances
-//! a job by a stage, one archives one activity (so a job's activities spread over workers).
+//! the database is PostgreSQL, sharing SeaORM's pool. Three queues with explicit names: one
+//! advances a job by a stage, one archives one activity (so a job's activities spread over
+//! workers), one renders one chunk of a large activity (so one activity spreads over workers).
 //!
 //! Queue messages only say what to look at; the state lives in our tables. A lost or duplicated
 //! message is therefore harmless: handlers are idempotent and the sweeper re-sends what is due.
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 pub const STAGE_QUEUE: &str = "archive-job-stages";
 pub const TASK_QUEUE: &str = "archive-activity-tasks";
+pub const CHUNK_QUEUE: &str = "archive-activity-chunks";
 
 /// Advance a job: run its due stage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,6 +29,14 @@ pub struct StageMessage {
 pub struct TaskMessage {
     pub job_id: Uuid,
     pub task_id: i64,
+}
+
+/// Render one chunk of a large activity's records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChunkMessage {
+    pub job_id: Uuid,
+    pub task_id: i64,
+    pub chunk_id: i64,
 }
 
 /// Heartbeats every 5 s; a worker silent for 3 of them is dead and its messages go back to the queue.
@@ -89,6 +99,16 @@ impl Queue {
         match self {
             Queue::Sqlite(p) => SqliteStorage::new(p).with_config(sqlite_config(TASK_QUEUE)).push_task(b.build()).await?,
             Queue::Postgres(p) => PostgresStorage::new(p).with_config(postgres_config(TASK_QUEUE)).push_task(b.build()).await?,
+        }
+        Ok(())
+    }
+
+    /// Asks a worker to render one chunk of a large activity.
+    pub async fn push_chunk(&self, job_id: Uuid, task_id: i64, chunk_id: i64) -> anyhow::Result<()> {
+        let b = TaskBuilder::new(ChunkMessage { job_id, task_id, chunk_id }).max_attempts(MAX_ATTEMPTS);
+        match self {
+            Queue::Sqlite(p) => SqliteStorage::new(p).with_config(sqlite_config(CHUNK_QUEUE)).push_task(b.build()).await?,
+            Queue::Postgres(p) => PostgresStorage::new(p).with_config(postgres_config(CHUNK_QUEUE)).push_task(b.build()).await?,
         }
         Ok(())
     }

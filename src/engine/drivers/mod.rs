@@ -16,8 +16,11 @@
 //! ```
 //! `<record>` is `${attemptId}_${username}` ([`RECORD_PATTERN`]), sanitized and unique.
 pub mod assign;
+pub mod chunk;
 pub mod quiz;
 pub mod report;
+
+pub use chunk::{archive_chunk, assemble_activity, ChunkWriter};
 
 use std::{
     collections::{HashMap, HashSet},
@@ -25,8 +28,10 @@ use std::{
 };
 
 use anyhow::anyhow;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{stream::BoxStream, StreamExt};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -35,7 +40,7 @@ use crate::{
         ActivityKind, ArchiveFormat,
     },
     engine::package::{self, Cancelled, MetadataRow, PackageSpec, PackageWriter},
-    lms::{LmsFile, LmsPerson, LmsRecord, LmsSource, RecordVersion},
+    lms::{FileReader, LmsFile, LmsPerson, LmsRecord, LmsSource, RecordVersion},
 };
 use report::{ts, FileJson, PersonJson, RecordCtx};
 
@@ -77,11 +82,12 @@ pub struct ArchiveRequest {
 }
 
 /// Which person's data is in the package, and where (for GDPR export and deletion).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContentEntry {
     pub person_lms_id: String,
     /// `ATTEMPT` or `SUBMISSION`.
-    pub record_kind: &'static str,
+    #[serde(deserialize_with = "package::record_kind")]
+    pub record_kind: package::RecordKind,
     pub lms_record_id: String,
     /// The JSON report's path inside the package file (`<bag>/data/reports/<record>.json`).
     pub path: String,
@@ -288,6 +294,41 @@ pub(crate) struct Rendered {
     pub files: Vec<FileJson>,
 }
 
+/// Where a record's package entries go: straight into the package ([`PackageWriter`], small
+/// activities), or to disk for a later assembly ([`ChunkWriter`], one chunk of a large activity).
+/// Rendering is the same either way, so both give the same entries.
+#[async_trait::async_trait]
+pub trait EntrySink: Send {
+    /// A payload file from memory; `path` is relative to the bag and starts with `data/`.
+    async fn add_bytes(&mut self, path: &str, mtime: DateTime<Utc>, bytes: Bytes) -> anyhow::Result<()>;
+    /// A payload file of exactly `size` bytes, streamed; fails with [`Cancelled`] when
+    /// `cancelled` says so during a long copy.
+    async fn add_reader(&mut self, path: &str, size: u64, mtime: DateTime<Utc>, reader: FileReader, cancelled: &(dyn Fn() -> bool + Sync))
+        -> anyhow::Result<()>;
+    /// A row of `data/metadata.csv` / `.json`.
+    async fn add_metadata(&mut self, row: MetadataRow) -> anyhow::Result<()>;
+    /// Called after each record's entries: what an assembly needs besides the entries (the
+    /// fingerprint's parts, the record's unique name, the package contents). The package itself
+    /// keeps these in memory.
+    async fn end_record(&mut self, _id: &str, _modified_at: DateTime<Utc>, _base: &str, _content: &ContentEntry) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl EntrySink for PackageWriter {
+    async fn add_bytes(&mut self, path: &str, mtime: DateTime<Utc>, bytes: Bytes) -> anyhow::Result<()> {
+        PackageWriter::add_bytes(self, path, mtime, bytes).await
+    }
+    async fn add_reader(&mut self, path: &str, size: u64, mtime: DateTime<Utc>, reader: FileReader, cancelled: &(dyn Fn() -> bool + Sync))
+        -> anyhow::Result<()> {
+        PackageWriter::add_reader(self, path, size, mtime, reader, cancelled).await
+    }
+    async fn add_metadata(&mut self, row: MetadataRow) -> anyhow::Result<()> {
+        PackageWriter::add_metadata(self, row).await
+    }
+}
+
 fn readme(req: &ArchiveRequest, bag: &str, file_name: &str) -> String {
     let kind = match req.activity.kind {
         ActivityKind::Quiz => "quiz (one report per attempt)",
@@ -427,10 +468,23 @@ struct Run<'a> {
     progress: &'a dyn Progress,
 }
 
-impl Run<'_> {
-    async fn records(&mut self, pkg: &mut PackageWriter, total: u64) -> Result<(), ArchiveError> {
-        let lms = self.lms;
-        let mut stream = lms.records(&self.req.activity.lms_id);
+impl<'a> Run<'a> {
+    fn new(lms: &'a dyn LmsSource, req: &'a ArchiveRequest, bag: &'a str, persons: HashMap<String, LmsPerson>, activity: &crate::lms::LmsActivity, progress: &'a dyn Progress) -> Self {
+        Run {
+            lms,
+            req,
+            bag,
+            persons,
+            record_pattern: FilenamePattern::parse_for(RECORD_PATTERN, Scope::Record).expect("the record pattern is valid"),
+            used: HashSet::new(),
+            fingerprint: FingerprintBuilder::new(activity.kind, activity.modified_at),
+            contents: Vec::new(),
+            progress,
+        }
+    }
+
+    /// Renders every record of `stream` into `sink`, reporting progress out of `total`.
+    async fn records(&mut self, sink: &mut dyn EntrySink, mut stream: BoxStream<'a, anyhow::Result<LmsRecord>>, total: u64) -> Result<(), ArchiveError> {
         let mut done = 0u64;
         self.progress.report(0, total);
         loop {
@@ -438,7 +492,7 @@ impl Run<'_> {
                 return Err(ArchiveError::Cancelled);
             }
             let Some(record) = stream.next().await else { break };
-            self.record(pkg, record.map_err(transient)?).await?;
+            self.record(sink, record.map_err(transient)?).await?;
             done += 1;
             self.progress.report(done, total.max(done));
         }
@@ -448,7 +502,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn record(&mut self, pkg: &mut PackageWriter, record: LmsRecord) -> Result<(), ArchiveError> {
+    async fn record(&mut self, pkg: &mut dyn EntrySink, record: LmsRecord) -> Result<(), ArchiveError> {
         let (id, person_id, modified_at, started, finished, kind, record_kind) = match &record {
             LmsRecord::QuizAttempt(a) => (&a.id, &a.person_lms_id, a.modified_at, Some(a.started_at), a.finished_at, ActivityKind::Quiz, "ATTEMPT"),
             LmsRecord::AssignSubmission(s) => {
@@ -496,14 +550,16 @@ impl Run<'_> {
         }
         pkg.add_metadata(rendered.row).await.map_err(from_package)?;
         let inside = |p: &str| format!("{}/{p}", self.bag);
-        self.contents.push(ContentEntry {
+        let content = ContentEntry {
             person_lms_id: person_id.clone(),
             record_kind,
             lms_record_id: id.clone(),
             path: inside(&ctx.json_path),
             html_path: inside(&ctx.html_path),
             files: rendered.files.iter().map(|f| inside(&f.path)).collect(),
-        });
+        };
+        pkg.end_record(id, modified_at, &base, &content).await.map_err(from_package)?;
+        self.contents.push(content);
         Ok(())
     }
 }
@@ -547,13 +603,42 @@ pub async fn archive_activity(
     out_dir: &Path,
     progress: &dyn Progress,
 ) -> Result<BuiltPackage, ArchiveError> {
-    can_be_archived(&req.activity, req.archived_at).map_err(|r| permanent(anyhow!(r)))?;
-    let file_name = package_file_name(req).map_err(permanent)?;
-    let bag = file_name.strip_suffix(package::extension(req.format)).unwrap_or(&file_name).to_string();
+    let (file_name, bag) = package_names(req)?;
     if progress.cancelled() {
         return Err(ArchiveError::Cancelled);
     }
 
+    let activity = lms_activity(lms, req).await?;
+    let versions = lms.record_versions(&activity.lms_id).await.map_err(transient)?;
+    let total = versions.len() as u64;
+    let announced = fingerprint_of(activity.kind, activity.modified_at, &versions);
+    drop(versions);
+    let persons = lms_persons(lms).await?;
+
+    let mut pkg = PackageWriter::create(package_spec(req, out_dir, &file_name, &bag)).map_err(transient)?;
+    let mut run = Run::new(lms, req, &bag, persons, &activity, progress);
+    if let Err(e) = run.records(&mut pkg, lms.records(&req.activity.lms_id), total).await {
+        pkg.abort().await;
+        return Err(e);
+    }
+    let Run { fingerprint, contents, .. } = run;
+    let fingerprint = fingerprint.finish();
+    if fingerprint != announced {
+        tracing::warn!(activity = %activity.lms_id, "the LMS changed while the activity was archived; the package records the state it holds");
+    }
+    finish_package(pkg, req, file_name, fingerprint, contents).await
+}
+
+/// The package's file name and its bag folder's name; checks that the activity can be archived.
+fn package_names(req: &ArchiveRequest) -> Result<(String, String), ArchiveError> {
+    can_be_archived(&req.activity, req.archived_at).map_err(|r| permanent(anyhow!(r)))?;
+    let file_name = package_file_name(req).map_err(permanent)?;
+    let bag = file_name.strip_suffix(package::extension(req.format)).unwrap_or(&file_name).to_string();
+    Ok((file_name, bag))
+}
+
+/// The activity as the LMS has it now (its kind must not have changed).
+async fn lms_activity(lms: &dyn LmsSource, req: &ArchiveRequest) -> Result<crate::lms::LmsActivity, ArchiveError> {
     let activity = lms
         .activities()
         .await
@@ -564,44 +649,35 @@ pub async fn archive_activity(
     if activity.kind != req.activity.kind {
         return Err(permanent(anyhow!("activity {} is a {} in the LMS, not a {}", activity.lms_id, activity.kind, req.activity.kind)));
     }
-    let versions = lms.record_versions(&activity.lms_id).await.map_err(transient)?;
-    let total = versions.len() as u64;
-    let announced = fingerprint_of(activity.kind, activity.modified_at, &versions);
-    drop(versions);
-    let persons = lms.persons().await.map_err(transient)?.into_iter().map(|p| (p.lms_id.clone(), p)).collect();
+    Ok(activity)
+}
 
-    let spec = PackageSpec {
+async fn lms_persons(lms: &dyn LmsSource) -> Result<HashMap<String, LmsPerson>, ArchiveError> {
+    Ok(lms.persons().await.map_err(transient)?.into_iter().map(|p| (p.lms_id.clone(), p)).collect())
+}
+
+fn package_spec(req: &ArchiveRequest, out_dir: &Path, file_name: &str, bag: &str) -> PackageSpec {
+    PackageSpec {
         out_dir: out_dir.to_path_buf(),
-        file_name: file_name.clone(),
-        bag_name: bag.clone(),
+        file_name: file_name.to_string(),
+        bag_name: bag.to_string(),
         format: req.format,
         created_at: req.archived_at,
-        readme: readme(req, &bag, &file_name),
+        readme: readme(req, bag, file_name),
         tag_files: vec![("report-schema.md".into(), package::REPORT_SCHEMA_DOC.into())],
-        bag_info: bag_info(req, &bag),
-        metadata_header: metadata_header(req, &bag),
-    };
-    let mut pkg = PackageWriter::create(spec).map_err(transient)?;
-    let mut run = Run {
-        lms,
-        req,
-        bag: &bag,
-        persons,
-        record_pattern: FilenamePattern::parse_for(RECORD_PATTERN, Scope::Record).expect("the record pattern is valid"),
-        used: HashSet::new(),
-        fingerprint: FingerprintBuilder::new(activity.kind, activity.modified_at),
-        contents: Vec::new(),
-        progress,
-    };
-    if let Err(e) = run.records(&mut pkg, total).await {
-        pkg.abort().await;
-        return Err(e);
+        bag_info: bag_info(req, bag),
+        metadata_header: metadata_header(req, bag),
     }
-    let Run { fingerprint, contents, .. } = run;
-    let fingerprint = fingerprint.finish();
-    if fingerprint != announced {
-        tracing::warn!(activity = %activity.lms_id, "the LMS changed while the activity was archived; the package records the state it holds");
-    }
+}
+
+/// Closes the package with the record count and fingerprint in `bag-info.txt`.
+async fn finish_package(
+    pkg: PackageWriter,
+    req: &ArchiveRequest,
+    file_name: String,
+    fingerprint: String,
+    contents: Vec<ContentEntry>,
+) -> Result<BuiltPackage, ArchiveError> {
     let records = contents.len() as u64;
     let finished = pkg
         .finish(vec![("Record-Count".into(), records.to_string()), ("Activity-Fingerprint".into(), fingerprint.clone())])

@@ -28,7 +28,7 @@ use std::{
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::domain::ArchiveFormat;
@@ -112,11 +112,12 @@ pub const METADATA_COLUMNS: [&str; 19] = [
 
 /// One row of `data/metadata.csv` / record of `data/metadata.json`: one attempt or submission.
 /// Times are RFC 3339 UTC; paths are relative to the bag folder.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetadataRow {
     /// `ATTEMPT` or `SUBMISSION`.
-    pub record_kind: &'static str,
+    #[serde(deserialize_with = "record_kind")]
+    pub record_kind: RecordKind,
     pub record_id: String,
     pub person_lms_id: String,
     pub username: Option<String>,
@@ -137,6 +138,19 @@ pub struct MetadataRow {
     pub file_count: u32,
     pub report_json: String,
     pub report_html: String,
+}
+
+/// `ATTEMPT` or `SUBMISSION`. An alias, so that serde does not take the field for a string
+/// borrowed from the input (it is read back through [`record_kind`]).
+pub type RecordKind = &'static str;
+
+/// Reads a record kind back (chunks of a large activity keep their rows on disk until assembly).
+pub fn record_kind<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "ATTEMPT" => Ok("ATTEMPT"),
+        "SUBMISSION" => Ok("SUBMISSION"),
+        other => Err(serde::de::Error::custom(format!("unknown record kind {other}"))),
+    }
 }
 
 impl MetadataRow {

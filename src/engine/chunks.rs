@@ -1,0 +1,391 @@
+//! Large activities in chunks. An activity with more than `chunk_records` records is not archived
+//! by its task alone: the task plans chunks of `chunk_records` records (`archive_chunk` rows),
+//! queues one message per chunk on the chunk queue, and lets go. Any worker process renders a
+//! chunk (`run_chunk`, under a lease of its own) into `staging/<job>/<task>/chunks/<idx>/`, then
+//! sends the task again; when every chunk is FINISHED the task assembles the one package from
+//! them and ends as a direct task does. A FAILED chunk fails the task with its error (the job's
+//! retry logic applies; a retry deletes the task's chunks and plans them anew).
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use chrono::Utc;
+use sea_orm::{
+    sea_query::Expr,
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{
+    drivers::{self, ArchiveError, ArchiveRequest, Progress},
+    tasks::TaskProgress,
+    Engine,
+};
+use crate::{
+    domain::{JobStatus, LogLevel, TaskStatus},
+    entity::{
+        archive_chunk::{self, ChunkStatus},
+        archive_job, archive_task,
+    },
+};
+
+/// The folder of a task's chunks, inside the task's staging folder.
+pub(super) const CHUNKS_DIR: &str = "chunks";
+/// How often a running chunk writes its progress and looks for a cancel.
+const TICK: Duration = Duration::from_millis(500);
+
+/// What a task does next.
+pub(super) enum ChunkPlan {
+    /// A small activity: archive it directly, as one piece.
+    Direct,
+    /// Chunks are queued or running: nothing to do until one ends.
+    Waiting,
+    /// Every chunk is done: assemble these folders, in order.
+    Ready(Vec<PathBuf>),
+    /// A chunk failed: so does the task.
+    Failed { error: String, transient: bool },
+}
+
+/// Progress for the assembly: only cancellation counts (the task's records are already done).
+pub(super) struct CancelOnly<'a>(pub &'a dyn Progress);
+
+impl Progress for CancelOnly<'_> {
+    fn report(&self, _done: u64, _total: u64) {}
+    fn cancelled(&self) -> bool {
+        self.0.cancelled()
+    }
+}
+
+fn is(c: &archive_chunk::Model, s: ChunkStatus) -> bool {
+    c.status == s.as_ref()
+}
+
+/// "chunk 3/20 (records 1500–1999)", records counted from 0 in the LMS's order.
+fn describe(c: &archive_chunk::Model, of: u64) -> String {
+    format!("chunk {}/{of} (records {}–{})", c.idx + 1, c.first_record, c.first_record + c.records - 1)
+}
+
+impl Engine {
+    pub(super) async fn has_chunks(&self, task_id: i64) -> anyhow::Result<bool> {
+        Ok(archive_chunk::Entity::find().filter(archive_chunk::Column::TaskId.eq(task_id)).count(&self.db).await? > 0)
+    }
+
+    async fn chunks_of(&self, task_id: i64) -> anyhow::Result<Vec<archive_chunk::Model>> {
+        Ok(archive_chunk::Entity::find().filter(archive_chunk::Column::TaskId.eq(task_id)).order_by_asc(archive_chunk::Column::Idx).all(&self.db).await?)
+    }
+
+    fn chunk_dir(&self, job_id: Uuid, task_id: i64, idx: i32) -> PathBuf {
+        self.staging(job_id).join(task_id.to_string()).join(CHUNKS_DIR).join(idx.to_string())
+    }
+
+    /// Decides how a running task goes on (see [`ChunkPlan`]); plans and queues the chunks of a
+    /// large activity the first time.
+    pub(super) async fn chunk_plan(&self, job_id: Uuid, task: &archive_task::Model, request: &ArchiveRequest) -> anyhow::Result<ChunkPlan> {
+        let chunks = self.chunks_of(task.id).await?;
+        if chunks.is_empty() {
+            let total = self.lms.record_versions(&request.activity.lms_id).await?.len() as u64;
+            let size = self.settings.chunk_records as u64;
+            if total <= size {
+                return Ok(ChunkPlan::Direct);
+            }
+            self.create_chunks(job_id, task, total, size).await?;
+            return Ok(ChunkPlan::Waiting);
+        }
+        let of = chunks.len() as u64;
+        if let Some(f) = chunks.iter().find(|c| is(c, ChunkStatus::Failed)) {
+            let error = format!("{}: {}", describe(f, of), f.error.as_deref().unwrap_or("failed"));
+            return Ok(ChunkPlan::Failed { error, transient: f.failure_transient });
+        }
+        if !chunks.iter().all(|c| is(c, ChunkStatus::Finished)) {
+            return Ok(ChunkPlan::Waiting);
+        }
+        let dirs: Vec<PathBuf> = chunks.iter().map(|c| self.chunk_dir(job_id, task.id, c.idx)).collect();
+        // A finished chunk whose files are gone (the staging area was lost) is rendered again.
+        let lost: Vec<&archive_chunk::Model> = chunks.iter().zip(&dirs).filter(|(_, d)| !drivers::chunk::chunk_complete(d)).map(|(c, _)| c).collect();
+        if lost.is_empty() {
+            return Ok(ChunkPlan::Ready(dirs));
+        }
+        for c in lost {
+            self.log(job_id, Some(task.id), LogLevel::Warn, &format!("{}: its files are gone; archiving it again", describe(c, of))).await?;
+            archive_chunk::Entity::update_many()
+                .col_expr(archive_chunk::Column::Status, Expr::val(ChunkStatus::Queued.to_string()).into())
+                .col_expr(archive_chunk::Column::UpdatedAt, Expr::val(Utc::now()).into())
+                .filter(archive_chunk::Column::Id.eq(c.id))
+                .exec(&self.db)
+                .await?;
+            self.queue.push_chunk(job_id, task.id, c.id).await?;
+        }
+        Ok(ChunkPlan::Waiting)
+    }
+
+    /// Inserts the chunk rows (those missing: a run that died half-way may have inserted some)
+    /// and queues every chunk not finished.
+    async fn create_chunks(&self, job_id: Uuid, task: &archive_task::Model, total: u64, size: u64) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let count = total.div_ceil(size);
+        let rows: Vec<archive_chunk::ActiveModel> = (0..count)
+            .map(|i| archive_chunk::ActiveModel {
+                task_id: Set(task.id),
+                idx: Set(i as i32),
+                first_record: Set((i * size) as i32),
+                records: Set(size.min(total - i * size) as i32),
+                records_done: Set(0),
+                status: Set(ChunkStatus::Queued.to_string()),
+                lease_owner: Set(None),
+                lease_until: Set(None),
+                worker: Set(None),
+                error: Set(None),
+                failure_transient: Set(false),
+                created_at: Set(now),
+                updated_at: Set(now),
+                finished_at: Set(None),
+                ..Default::default()
+            })
+            .collect();
+        for batch in rows.chunks(500) {
+            archive_chunk::Entity::insert_many(batch.to_vec()).on_conflict_do_nothing().exec(&self.db).await?;
+        }
+        self.write_task_progress(job_id, task.id, 0, total).await?;
+        self.log(job_id, Some(task.id), LogLevel::Info, &format!("{total} records: archived in {count} chunks of up to {size} records")).await?;
+        for c in self.chunks_of(task.id).await? {
+            if !is(&c, ChunkStatus::Finished) {
+                self.queue.push_chunk(job_id, task.id, c.id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A task starts over (a retry): its chunks are planned anew, their files removed.
+    pub async fn reset_chunks(&self, job_id: Uuid, task_id: i64) -> anyhow::Result<()> {
+        archive_chunk::Entity::delete_many().filter(archive_chunk::Column::TaskId.eq(task_id)).exec(&self.db).await?;
+        let _ = tokio::fs::remove_dir_all(self.staging(job_id).join(task_id.to_string()).join(CHUNKS_DIR)).await;
+        Ok(())
+    }
+
+    /// Handles a chunk message.
+    pub async fn run_chunk(&self, job_id: Uuid, task_id: i64, chunk_id: i64) -> anyhow::Result<()> {
+        let Some(job) = archive_job::Entity::find_by_id(job_id).one(&self.db).await? else { return Ok(()) };
+        if job.status != JobStatus::ActivityArchiving.to_string() || job.cancel_requested {
+            return Ok(()); // stale message: the job moved on, or ended
+        }
+        let Some(chunk) = archive_chunk::Entity::find_by_id(chunk_id).one(&self.db).await? else { return Ok(()) }; // reset meanwhile
+        if chunk.task_id != task_id || !(is(&chunk, ChunkStatus::Queued) || is(&chunk, ChunkStatus::Running)) {
+            return Ok(());
+        }
+        let Some(task) = archive_task::Entity::find_by_id(task_id).one(&self.db).await? else { return Ok(()) };
+        if task.status != TaskStatus::Running.to_string() {
+            return Ok(());
+        }
+        let owner = self.owner();
+        if !ChunkLease::take(self, chunk_id, &owner).await? {
+            return Ok(()); // another worker runs it; if it dies, its lease expires and the sweeper re-sends
+        }
+        let result = self.run_chunk_leased(&job, &task, &chunk, &owner).await;
+        ChunkLease::release(self, chunk_id, &owner).await?;
+        // The task decides what is next: wait for the other chunks, assemble, or fail.
+        self.queue.push_task(job_id, task_id).await?;
+        result
+    }
+
+    async fn run_chunk_leased(&self, job: &archive_job::Model, task: &archive_task::Model, chunk: &archive_chunk::Model, owner: &str) -> anyhow::Result<()> {
+        let request = self.archive_request(job, task).await?;
+        let dir = self.chunk_dir(job.id, task.id, chunk.idx);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = watch::channel((0u64, 0u64));
+        let ticker = self.spawn_chunk_ticker(job.id, task.id, chunk.id, owner.to_string(), stop.clone(), rx);
+        let progress = TaskProgress { stop: stop.clone(), tx };
+        let outcome = drivers::archive_chunk(self.lms.as_ref(), &request, &dir, chunk.first_record as u64, chunk.records as u64, &progress).await;
+        ticker.abort();
+        let of = archive_chunk::Entity::find().filter(archive_chunk::Column::TaskId.eq(task.id)).count(&self.db).await?;
+        match outcome {
+            Err(ArchiveError::Cancelled) => self.remove_stopped_chunk(job.id, &dir).await, // the job ends it; its chunks with it
+            Err(e) if stop.load(Ordering::Relaxed) => {
+                tracing::debug!(error = %e, "chunk failed while being stopped");
+                self.remove_stopped_chunk(job.id, &dir).await;
+            }
+            Ok(records) => {
+                if self.end_chunk(chunk.id, owner, ChunkStatus::Finished, records as i32, None, false).await? {
+                    self.log(job.id, Some(task.id), LogLevel::Info, &format!("{} archived by {}", describe(chunk, of), self.process_id)).await?;
+                    self.write_chunk_progress(job.id, task.id).await?;
+                }
+            }
+            Err(e) => {
+                let transient = matches!(e, ArchiveError::Transient(_));
+                let error = e.to_string(); // the cause with its context, as `{:#}`
+                self.log(job.id, Some(task.id), LogLevel::Error, &format!("{} failed: {error}", describe(chunk, of))).await?;
+                self.end_chunk(chunk.id, owner, ChunkStatus::Failed, 0, Some(error), transient).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The job ended while the chunk ran: its staging may already be cleaned up, and what the
+    /// chunk wrote must not bring it back. Parents go only when empty (other chunks may still be
+    /// stopping; the last one takes them).
+    async fn remove_stopped_chunk(&self, job_id: Uuid, dir: &std::path::Path) {
+        let _ = tokio::fs::remove_dir_all(dir).await;
+        let job_dir = self.staging(job_id);
+        let mut parent = dir.parent();
+        while let Some(p) = parent {
+            if !p.starts_with(&job_dir) || tokio::fs::remove_dir(p).await.is_err() {
+                break; // not empty, or gone already
+            }
+            parent = p.parent();
+        }
+    }
+
+    /// Ends a chunk this worker holds; false when it was reset or taken over meanwhile.
+    async fn end_chunk(&self, chunk_id: i64, owner: &str, to: ChunkStatus, records_done: i32, error: Option<String>, transient: bool) -> anyhow::Result<bool> {
+        let now = Utc::now();
+        let res = archive_chunk::Entity::update_many()
+            .col_expr(archive_chunk::Column::Status, Expr::val(to.to_string()).into())
+            .col_expr(archive_chunk::Column::RecordsDone, Expr::val(records_done).into())
+            .col_expr(archive_chunk::Column::Worker, Expr::val(Some(self.process_id.clone())).into())
+            .col_expr(archive_chunk::Column::Error, Expr::val(error).into())
+            .col_expr(archive_chunk::Column::FailureTransient, Expr::val(transient).into())
+            .col_expr(archive_chunk::Column::FinishedAt, Expr::val(Some(now)).into())
+            .col_expr(archive_chunk::Column::UpdatedAt, Expr::val(now).into())
+            .filter(archive_chunk::Column::Id.eq(chunk_id))
+            .filter(archive_chunk::Column::Status.eq(ChunkStatus::Running.to_string()))
+            .filter(archive_chunk::Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected > 0)
+    }
+
+    /// The task's progress is the sum over its chunks.
+    async fn write_chunk_progress(&self, job_id: Uuid, task_id: i64) -> anyhow::Result<()> {
+        let chunks = self.chunks_of(task_id).await?;
+        let done: u64 = chunks.iter().map(|c| c.records_done.max(0) as u64).sum();
+        let total: u64 = chunks.iter().map(|c| c.records.max(0) as u64).sum();
+        self.write_task_progress(job_id, task_id, done, total).await
+    }
+
+    /// While a chunk runs: writes its progress, keeps its lease, and raises `stop` when the job is
+    /// canceled, ended or past its deadline.
+    fn spawn_chunk_ticker(&self, job_id: Uuid, task_id: i64, chunk_id: i64, owner: String, stop: Arc<AtomicBool>, mut rx: watch::Receiver<(u64, u64)>) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut last_lease = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(TICK).await;
+                if let Ok(Some(job)) = archive_job::Entity::find_by_id(job_id).one(&engine.db).await {
+                    let past_deadline = job.deadline.is_some_and(|d| Utc::now() > d);
+                    if job.cancel_requested || past_deadline || job.status != JobStatus::ActivityArchiving.to_string() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                if rx.has_changed().unwrap_or(false) {
+                    let (done, _) = *rx.borrow_and_update();
+                    let _ = archive_chunk::Entity::update_many()
+                        .col_expr(archive_chunk::Column::RecordsDone, Expr::val(done as i32).into())
+                        .filter(archive_chunk::Column::Id.eq(chunk_id))
+                        .filter(archive_chunk::Column::LeaseOwner.eq(owner.as_str()))
+                        .exec(&engine.db)
+                        .await;
+                    let _ = engine.write_chunk_progress(job_id, task_id).await;
+                }
+                if last_lease.elapsed() >= Duration::from_secs((engine.settings.lease_seconds as u64 / 3).max(1)) {
+                    let _ = ChunkLease::take(&engine, chunk_id, &owner).await;
+                    last_lease = tokio::time::Instant::now();
+                }
+            }
+        })
+    }
+
+    /// The sweeper's part for chunks of the jobs in `archiving` (ACTIVITY_ARCHIVING): chunks whose
+    /// worker died or whose message was lost are sent again (at most once per lease period each),
+    /// and tasks whose chunks have all ended get a look (the chunks' own messages for the task may
+    /// have found it busy).
+    pub(super) async fn sweep_chunks(&self, archiving: &[Uuid]) -> anyhow::Result<()> {
+        if archiving.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let ttl = self.lease_ttl();
+        let tasks = archive_task::Entity::find()
+            .filter(archive_task::Column::JobId.is_in(archiving.to_vec()))
+            .filter(archive_task::Column::Status.eq(TaskStatus::Running.to_string()))
+            .all(&self.db)
+            .await?;
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let dead = Condition::any().add(archive_chunk::Column::LeaseUntil.is_null()).add(archive_chunk::Column::LeaseUntil.lt(now));
+        let due = archive_chunk::Entity::find()
+            .filter(archive_chunk::Column::TaskId.is_in(tasks.iter().map(|t| t.id)))
+            .filter(
+                Condition::any()
+                    .add(Condition::all().add(archive_chunk::Column::Status.eq(ChunkStatus::Queued.to_string())).add(archive_chunk::Column::UpdatedAt.lt(now - ttl * 2)))
+                    .add(Condition::all().add(archive_chunk::Column::Status.eq(ChunkStatus::Running.to_string())).add(dead).add(archive_chunk::Column::UpdatedAt.lt(now - ttl))),
+            )
+            .all(&self.db)
+            .await?;
+        for c in due {
+            // Touched, so that it is sent again only if it still waits a lease period from now.
+            archive_chunk::Entity::update_many()
+                .col_expr(archive_chunk::Column::UpdatedAt, Expr::val(now).into())
+                .filter(archive_chunk::Column::Id.eq(c.id))
+                .exec(&self.db)
+                .await?;
+            if let Some(t) = tasks.iter().find(|t| t.id == c.task_id) {
+                self.queue.push_chunk(t.job_id, t.id, c.id).await?;
+            }
+        }
+        for t in tasks.iter().filter(|t| t.lease_until.is_none()) {
+            let chunks = self.chunks_of(t.id).await?;
+            let ended = !chunks.is_empty() && chunks.iter().all(|c| is(c, ChunkStatus::Finished) || is(c, ChunkStatus::Failed));
+            if ended {
+                self.queue.push_task(t.job_id, t.id).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A chunk's lease, like a task's: taking it succeeds when it is free, expired or already ours,
+/// and makes the chunk RUNNING.
+struct ChunkLease;
+
+impl ChunkLease {
+    async fn take(engine: &Engine, chunk_id: i64, owner: &str) -> anyhow::Result<bool> {
+        let now = Utc::now();
+        let res = archive_chunk::Entity::update_many()
+            .col_expr(archive_chunk::Column::LeaseOwner, Expr::val(Some(owner.to_string())).into())
+            .col_expr(archive_chunk::Column::LeaseUntil, Expr::val(Some(now + engine.lease_ttl())).into())
+            .col_expr(archive_chunk::Column::Status, Expr::val(ChunkStatus::Running.to_string()).into())
+            .col_expr(archive_chunk::Column::UpdatedAt, Expr::val(now).into())
+            .filter(archive_chunk::Column::Id.eq(chunk_id))
+            .filter(archive_chunk::Column::Status.is_in([ChunkStatus::Queued.to_string(), ChunkStatus::Running.to_string()]))
+            .filter(
+                Condition::any()
+                    .add(archive_chunk::Column::LeaseUntil.is_null())
+                    .add(archive_chunk::Column::LeaseUntil.lt(now))
+                    .add(archive_chunk::Column::LeaseOwner.eq(owner)),
+            )
+            .exec(&engine.db)
+            .await?;
+        Ok(res.rows_affected > 0)
+    }
+
+    /// Lets go; a chunk left RUNNING (its run was stopped or failed to start) is QUEUED again,
+    /// so that the sweeper sends it again if the job still wants it.
+    async fn release(engine: &Engine, chunk_id: i64, owner: &str) -> anyhow::Result<()> {
+        let running = archive_chunk::Column::Status.eq(ChunkStatus::Running.to_string());
+        archive_chunk::Entity::update_many()
+            .col_expr(archive_chunk::Column::Status, Expr::case(running, Expr::val(ChunkStatus::Queued.to_string())).finally(Expr::col(archive_chunk::Column::Status)).into())
+            .col_expr(archive_chunk::Column::LeaseOwner, Expr::val(None::<String>).into())
+            .col_expr(archive_chunk::Column::LeaseUntil, Expr::val(None::<chrono::DateTime<Utc>>).into())
+            .filter(archive_chunk::Column::Id.eq(chunk_id))
+            .filter(archive_chunk::Column::LeaseOwner.eq(owner))
+            .exec(&engine.db)
+            .await?;
+        Ok(())
+    }
+}

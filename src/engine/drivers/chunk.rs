@@ -1,0 +1,295 @@
+//! Large activities in chunks: each chunk (records `first .. first + n` in the LMS's order) is
+//! fetched and rendered by a queue task of its own, on any worker, into a folder of plain files
+//! in the shared staging area; [`assemble_activity`] then feeds the chunks' entries, in order,
+//! into one [`PackageWriter`]. The package is byte-identical to the one [`archive_activity`]
+//! builds directly from the same data, because rendering is the same code ([`Run`] writing to an
+//! [`EntrySink`]) and the package receives the same entries in the same order.
+//!
+//! A chunk folder `staging/<job>/<task>/chunks/<idx>/`:
+//! ```text
+//! entries/00000001 …   every payload file of the chunk, as it goes into the package
+//! manifest.jsonl       one JSON object per line: header, entries, metadata rows, records
+//! done.json            written last (temporary file + rename): the chunk is complete
+//! ```
+//!
+//! [`archive_activity`]: super::archive_activity
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{anyhow, Context};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+
+use super::{
+    finish_package, from_package, lms_activity, lms_persons, package_names, package_spec, permanent, transient, ArchiveError,
+    ArchiveRequest, BuiltPackage, ContentEntry, EntrySink, FingerprintBuilder, Progress, Run,
+};
+use crate::{
+    engine::package::{Cancelled, MetadataRow, PackageWriter, CHUNK},
+    lms::{FileReader, LmsSource},
+};
+
+const MANIFEST: &str = "manifest.jsonl";
+const DONE: &str = "done.json";
+const ENTRIES: &str = "entries";
+/// How often (in bytes) a long file copy checks for cancellation, as the package does.
+const CANCEL_CHECK_BYTES: u64 = 16 * 1024 * 1024;
+
+/// One line of a chunk's manifest.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "line", rename_all = "camelCase")]
+enum Line {
+    /// First line: the activity's modification time, which the fingerprint starts with.
+    Header { activity_modified_at: DateTime<Utc> },
+    /// A payload file: its path in the bag, and where its bytes are (relative to the chunk).
+    /// `inline` entries were added from memory, the others streamed: the assembly adds them the
+    /// same way, so the package receives exactly what the direct path sends it.
+    Entry { path: String, mtime: DateTime<Utc>, size: u64, file: String, inline: bool },
+    /// A metadata row. Grades travel as their bits too: JSON text does not promise to give back
+    /// every `f64` exactly, and the rows are written into the package as numbers.
+    Meta { row: MetadataRow, grade_bits: Option<u64>, max_grade_bits: u64 },
+    /// The end of a record: what the fingerprint, name uniqueness and package contents need.
+    Record { id: String, modified_at: DateTime<Utc>, base: String, content: ContentEntry },
+}
+
+/// `done.json`: the chunk is complete.
+#[derive(Debug, Serialize, Deserialize)]
+struct Done {
+    records: u64,
+}
+
+/// Writes one chunk's entries as plain files plus a manifest (see the module doc).
+pub struct ChunkWriter {
+    dir: PathBuf,
+    manifest: BufWriter<tokio::fs::File>,
+    entries: u64,
+}
+
+impl ChunkWriter {
+    /// Starts the chunk in `dir`, removing whatever an earlier run of it left there.
+    pub async fn create(dir: &Path) -> anyhow::Result<Self> {
+        match tokio::fs::remove_dir_all(dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", dir.display())),
+        }
+        tokio::fs::create_dir_all(dir.join(ENTRIES)).await.with_context(|| format!("creating {}", dir.display()))?;
+        let manifest = tokio::fs::File::create(dir.join(MANIFEST)).await.context("creating the chunk manifest")?;
+        Ok(Self { dir: dir.to_path_buf(), manifest: BufWriter::new(manifest), entries: 0 })
+    }
+
+    async fn line(&mut self, line: &Line) -> anyhow::Result<()> {
+        let mut bytes = serde_json::to_vec(line)?;
+        bytes.push(b'\n');
+        self.manifest.write_all(&bytes).await?;
+        Ok(())
+    }
+
+    /// The next entry file: its name relative to the chunk, and its path.
+    fn next_file(&mut self) -> (String, PathBuf) {
+        self.entries += 1;
+        let rel = format!("{ENTRIES}/{:08}", self.entries);
+        let path = self.dir.join(&rel);
+        (rel, path)
+    }
+
+    /// Syncs the manifest, then marks the chunk complete: `done.json` appears atomically, last.
+    async fn finish(mut self, records: u64) -> anyhow::Result<()> {
+        self.manifest.flush().await?;
+        self.manifest.get_mut().sync_all().await?;
+        let tmp = self.dir.join(format!(".{DONE}.tmp"));
+        tokio::fs::write(&tmp, serde_json::to_vec(&Done { records })?).await?;
+        tokio::fs::rename(&tmp, self.dir.join(DONE)).await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl EntrySink for ChunkWriter {
+    async fn add_bytes(&mut self, path: &str, mtime: DateTime<Utc>, bytes: Bytes) -> anyhow::Result<()> {
+        let (file, abs) = self.next_file();
+        tokio::fs::write(&abs, &bytes).await.with_context(|| format!("writing {}", abs.display()))?;
+        self.line(&Line::Entry { path: path.to_string(), mtime, size: bytes.len() as u64, file, inline: true }).await
+    }
+
+    async fn add_reader(&mut self, path: &str, size: u64, mtime: DateTime<Utc>, mut reader: FileReader, cancelled: &(dyn Fn() -> bool + Sync))
+        -> anyhow::Result<()> {
+        let (file, abs) = self.next_file();
+        let mut out = tokio::fs::File::create(&abs).await.with_context(|| format!("creating {}", abs.display()))?;
+        let mut buf = vec![0u8; CHUNK];
+        let (mut total, mut next_check) = (0u64, CANCEL_CHECK_BYTES);
+        loop {
+            let n = reader.read(&mut buf).await.with_context(|| format!("reading {path} from the LMS"))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            anyhow::ensure!(total <= size, "{path}: the LMS sent more than the {size} bytes it announced");
+            out.write_all(&buf[..n]).await?;
+            if total >= next_check {
+                next_check += CANCEL_CHECK_BYTES;
+                if cancelled() {
+                    return Err(Cancelled.into());
+                }
+            }
+        }
+        anyhow::ensure!(total == size, "{path}: the LMS sent {total} bytes, it announced {size}");
+        out.flush().await?;
+        self.line(&Line::Entry { path: path.to_string(), mtime, size, file, inline: false }).await
+    }
+
+    async fn add_metadata(&mut self, row: MetadataRow) -> anyhow::Result<()> {
+        let (grade_bits, max_grade_bits) = (row.grade.map(f64::to_bits), row.max_grade.to_bits());
+        self.line(&Line::Meta { row, grade_bits, max_grade_bits }).await
+    }
+
+    async fn end_record(&mut self, id: &str, modified_at: DateTime<Utc>, base: &str, content: &ContentEntry) -> anyhow::Result<()> {
+        self.line(&Line::Record { id: id.to_string(), modified_at, base: base.to_string(), content: content.clone() }).await
+    }
+}
+
+/// Fetches and renders the records `first_record .. first_record + records` of the activity into
+/// the chunk folder `dir` (replacing an earlier run's). Returns the number of records. On error
+/// or cancellation the folder is removed. Fewer records than asked for means the LMS changed
+/// meanwhile (records shifted between chunks): a transient error, the job's retry starts over.
+pub async fn archive_chunk(
+    lms: &dyn LmsSource,
+    req: &ArchiveRequest,
+    dir: &Path,
+    first_record: u64,
+    records: u64,
+    progress: &dyn Progress,
+) -> Result<u64, ArchiveError> {
+    let (_, bag) = package_names(req)?;
+    if progress.cancelled() {
+        return Err(ArchiveError::Cancelled);
+    }
+    let activity = lms_activity(lms, req).await?;
+    let persons = lms_persons(lms).await?;
+    let mut sink = ChunkWriter::create(dir).await.map_err(transient)?;
+    let rendered = async {
+        sink.line(&Line::Header { activity_modified_at: activity.modified_at }).await.map_err(transient)?;
+        let mut run = Run::new(lms, req, &bag, persons, &activity, progress);
+        run.records(&mut sink, lms.records_from(&req.activity.lms_id, first_record, records), records).await?;
+        let n = run.contents.len() as u64;
+        if n != records {
+            return Err(transient(anyhow!("the LMS changed while the activity was archived in chunks: records {first_record}.. held {n} records, not {records}")));
+        }
+        Ok(n)
+    }
+    .await;
+    let finished = match rendered {
+        Ok(n) => sink.finish(n).await.map(|()| n).map_err(transient),
+        Err(e) => Err(e),
+    };
+    if finished.is_err() {
+        let _ = tokio::fs::remove_dir_all(dir).await;
+    }
+    finished
+}
+
+/// Whether a chunk folder holds a complete chunk.
+pub fn chunk_complete(dir: &Path) -> bool {
+    dir.join(DONE).is_file()
+}
+
+/// Builds the activity's package in `out_dir` from its complete chunks, in order: the same
+/// package as [`super::archive_activity`] builds from the same records (see the module doc).
+/// Progress is reported per record assembled.
+pub async fn assemble_activity(
+    req: &ArchiveRequest,
+    out_dir: &Path,
+    chunk_dirs: &[PathBuf],
+    progress: &dyn Progress,
+) -> Result<BuiltPackage, ArchiveError> {
+    let (file_name, bag) = package_names(req)?;
+    let mut total = 0;
+    for dir in chunk_dirs {
+        let done = tokio::fs::read(dir.join(DONE)).await.with_context(|| format!("chunk {} is not complete", dir.display())).map_err(transient)?;
+        total += serde_json::from_slice::<Done>(&done).map_err(transient)?.records;
+    }
+    let mut pkg = PackageWriter::create(package_spec(req, out_dir, &file_name, &bag)).map_err(transient)?;
+    let mut asm = Assembly { fingerprint: None, ids: HashSet::new(), used: HashSet::new(), contents: Vec::new(), done: 0, total };
+    for dir in chunk_dirs {
+        if let Err(e) = asm.chunk(&mut pkg, req, dir, progress).await {
+            pkg.abort().await;
+            return Err(e);
+        }
+    }
+    let Some(fingerprint) = asm.fingerprint else {
+        pkg.abort().await;
+        return Err(transient(anyhow!("an activity in chunks without chunks")));
+    };
+    finish_package(pkg, req, file_name, fingerprint.finish(), asm.contents).await
+}
+
+/// The state of one assembly, across chunks.
+struct Assembly {
+    fingerprint: Option<FingerprintBuilder>,
+    /// Record ids seen: a record read twice means records shifted between chunks.
+    ids: HashSet<String>,
+    /// Record names used, across chunks (each chunk made its names unique within itself).
+    used: HashSet<String>,
+    contents: Vec<ContentEntry>,
+    done: u64,
+    total: u64,
+}
+
+impl Assembly {
+    async fn chunk(&mut self, pkg: &mut PackageWriter, req: &ArchiveRequest, dir: &Path, progress: &dyn Progress) -> Result<(), ArchiveError> {
+        let manifest = tokio::fs::File::open(dir.join(MANIFEST)).await.with_context(|| format!("opening the manifest of {}", dir.display())).map_err(transient)?;
+        let mut lines = BufReader::new(manifest).lines();
+        while let Some(text) = lines.next_line().await.map_err(transient)? {
+            if progress.cancelled() {
+                return Err(ArchiveError::Cancelled);
+            }
+            let line: Line = serde_json::from_str(&text).with_context(|| format!("a bad line in the manifest of {}", dir.display())).map_err(transient)?;
+            self.line(pkg, req, dir, line, progress).await?;
+        }
+        Ok(())
+    }
+
+    async fn line(&mut self, pkg: &mut PackageWriter, req: &ArchiveRequest, dir: &Path, line: Line, progress: &dyn Progress) -> Result<(), ArchiveError> {
+        match line {
+            // The first chunk's time counts: the direct path reads it once, before any record.
+            Line::Header { activity_modified_at } => {
+                self.fingerprint.get_or_insert_with(|| FingerprintBuilder::new(req.activity.kind, activity_modified_at));
+            }
+            Line::Entry { path, mtime, size, file, inline } => {
+                let source = dir.join(&file);
+                if inline {
+                    let bytes = tokio::fs::read(&source).await.with_context(|| format!("reading {}", source.display())).map_err(transient)?;
+                    pkg.add_bytes(&path, mtime, bytes.into()).await.map_err(from_package)?;
+                } else {
+                    let reader = tokio::fs::File::open(&source).await.with_context(|| format!("opening {}", source.display())).map_err(transient)?;
+                    pkg.add_reader(&path, size, mtime, reader, &|| progress.cancelled()).await.map_err(from_package)?;
+                }
+            }
+            Line::Meta { mut row, grade_bits, max_grade_bits } => {
+                row.grade = grade_bits.map(f64::from_bits);
+                row.max_grade = f64::from_bits(max_grade_bits);
+                pkg.add_metadata(row).await.map_err(from_package)?;
+            }
+            Line::Record { id, modified_at, base, content } => {
+                if !self.ids.insert(id.clone()) {
+                    return Err(transient(anyhow!("the LMS changed while the activity was archived in chunks: record {id} was read twice")));
+                }
+                if !self.used.insert(base.clone()) {
+                    // The direct path would have renamed it; the chunk could not know. The default
+                    // record pattern contains the record id, so real data never gets here.
+                    return Err(permanent(anyhow!("record {id}: its name {base} is also the name of another record of the activity")));
+                }
+                let fingerprint = self.fingerprint.as_mut().ok_or_else(|| transient(anyhow!("a chunk manifest without a header")))?;
+                fingerprint.record(&id, modified_at);
+                self.contents.push(content);
+                self.done += 1;
+                progress.report(self.done, self.total.max(self.done));
+            }
+        }
+        Ok(())
+    }
+}
