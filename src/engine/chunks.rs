@@ -11,10 +11,10 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
-    time::Duration,
 };
 
 use chrono::Utc;
+use futures::FutureExt;
 use sea_orm::{
     sea_query::Expr,
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use super::{
     drivers::{self, ArchiveError, ArchiveRequest, Progress},
+    state::Lease,
     tasks::TaskProgress,
     Engine,
 };
@@ -38,7 +39,7 @@ use crate::{
 /// The folder of a task's chunks, inside the task's staging folder.
 pub(super) const CHUNKS_DIR: &str = "chunks";
 /// How often a running chunk writes its progress and looks for a cancel.
-const TICK: Duration = Duration::from_millis(500);
+
 
 /// What a task does next.
 pub(super) enum ChunkPlan {
@@ -198,7 +199,32 @@ impl Engine {
         let dir = self.chunk_dir(job.id, task.id, chunk.idx);
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = watch::channel((0u64, 0u64));
-        let ticker = self.spawn_chunk_ticker(job.id, task.id, chunk.id, owner.to_string(), stop.clone(), rx);
+        let (job_id, task_id, chunk_id, progress_owner, lease_owner) = (job.id, task.id, chunk.id, owner.to_string(), owner.to_string());
+        let ticker = self.spawn_ticker(
+            job.id,
+            stop.clone(),
+            rx,
+            move |e, done, _| {
+                let owner = progress_owner.clone();
+                async move {
+                    let _ = archive_chunk::Entity::update_many()
+                        .col_expr(archive_chunk::Column::RecordsDone, Expr::val(done as i32).into())
+                        .filter(archive_chunk::Column::Id.eq(chunk_id))
+                        .filter(archive_chunk::Column::LeaseOwner.eq(owner.as_str()))
+                        .exec(&e.db)
+                        .await;
+                    let _ = e.write_chunk_progress(job_id, task_id).await;
+                }
+                .boxed()
+            },
+            move |e| {
+                let owner = lease_owner.clone();
+                async move {
+                    let _ = ChunkLease::take(&e, chunk_id, &owner).await;
+                }
+                .boxed()
+            },
+        );
         let progress = TaskProgress { stop: stop.clone(), tx };
         let outcome = drivers::archive_chunk(self.lms.as_ref(), &request, &dir, chunk.first_record as u64, chunk.records as u64, &progress).await;
         ticker.abort();
@@ -267,37 +293,6 @@ impl Engine {
         self.write_task_progress(job_id, task_id, done, total).await
     }
 
-    /// While a chunk runs: writes its progress, keeps its lease, and raises `stop` when the job is
-    /// canceled, ended or past its deadline.
-    fn spawn_chunk_ticker(&self, job_id: Uuid, task_id: i64, chunk_id: i64, owner: String, stop: Arc<AtomicBool>, mut rx: watch::Receiver<(u64, u64)>) -> tokio::task::JoinHandle<()> {
-        let engine = self.clone();
-        tokio::spawn(async move {
-            let mut last_lease = tokio::time::Instant::now();
-            loop {
-                tokio::time::sleep(TICK).await;
-                if let Ok(Some(job)) = archive_job::Entity::find_by_id(job_id).one(&engine.db).await {
-                    let past_deadline = job.deadline.is_some_and(|d| Utc::now() > d);
-                    if job.cancel_requested || past_deadline || job.status != JobStatus::ActivityArchiving.to_string() {
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                }
-                if rx.has_changed().unwrap_or(false) {
-                    let (done, _) = *rx.borrow_and_update();
-                    let _ = archive_chunk::Entity::update_many()
-                        .col_expr(archive_chunk::Column::RecordsDone, Expr::val(done as i32).into())
-                        .filter(archive_chunk::Column::Id.eq(chunk_id))
-                        .filter(archive_chunk::Column::LeaseOwner.eq(owner.as_str()))
-                        .exec(&engine.db)
-                        .await;
-                    let _ = engine.write_chunk_progress(job_id, task_id).await;
-                }
-                if last_lease.elapsed() >= Duration::from_secs((engine.settings.lease_seconds as u64 / 3).max(1)) {
-                    let _ = ChunkLease::take(&engine, chunk_id, &owner).await;
-                    last_lease = tokio::time::Instant::now();
-                }
-            }
-        })
-    }
 
     /// The sweeper's part for chunks of the jobs in `archiving` (ACTIVITY_ARCHIVING): chunks whose
     /// worker died or whose message was lost are sent again (at most once per lease period each),
@@ -354,38 +349,24 @@ impl Engine {
 struct ChunkLease;
 
 impl ChunkLease {
+    const COLS: (archive_chunk::Column, archive_chunk::Column) = (archive_chunk::Column::LeaseOwner, archive_chunk::Column::LeaseUntil);
+
+    /// Takes (or renews) the chunk's lease and marks it RUNNING; only a chunk still to do.
     async fn take(engine: &Engine, chunk_id: i64, owner: &str) -> anyhow::Result<bool> {
-        let now = Utc::now();
-        let res = archive_chunk::Entity::update_many()
-            .col_expr(archive_chunk::Column::LeaseOwner, Expr::val(Some(owner.to_string())).into())
-            .col_expr(archive_chunk::Column::LeaseUntil, Expr::val(Some(now + engine.lease_ttl())).into())
-            .col_expr(archive_chunk::Column::Status, Expr::val(ChunkStatus::Running.to_string()).into())
-            .col_expr(archive_chunk::Column::UpdatedAt, Expr::val(now).into())
-            .filter(archive_chunk::Column::Id.eq(chunk_id))
-            .filter(archive_chunk::Column::Status.is_in([ChunkStatus::Queued.to_string(), ChunkStatus::Running.to_string()]))
-            .filter(
-                Condition::any()
-                    .add(archive_chunk::Column::LeaseUntil.is_null())
-                    .add(archive_chunk::Column::LeaseUntil.lt(now))
-                    .add(archive_chunk::Column::LeaseOwner.eq(owner)),
-            )
-            .exec(&engine.db)
-            .await?;
-        Ok(res.rows_affected > 0)
+        let open = [ChunkStatus::Queued.to_string(), ChunkStatus::Running.to_string()];
+        let target = Condition::all().add(archive_chunk::Column::Id.eq(chunk_id)).add(archive_chunk::Column::Status.is_in(open));
+        let also = vec![
+            (archive_chunk::Column::Status, Expr::val(ChunkStatus::Running.to_string()).into()),
+            (archive_chunk::Column::UpdatedAt, Expr::val(Utc::now()).into()),
+        ];
+        Lease::take::<archive_chunk::Entity>(&engine.db, target, Self::COLS, owner, engine.lease_ttl(), also).await
     }
 
     /// Lets go; a chunk left RUNNING (its run was stopped or failed to start) is QUEUED again,
     /// so that the sweeper sends it again if the job still wants it.
     async fn release(engine: &Engine, chunk_id: i64, owner: &str) -> anyhow::Result<()> {
         let running = archive_chunk::Column::Status.eq(ChunkStatus::Running.to_string());
-        archive_chunk::Entity::update_many()
-            .col_expr(archive_chunk::Column::Status, Expr::case(running, Expr::val(ChunkStatus::Queued.to_string())).finally(Expr::col(archive_chunk::Column::Status)).into())
-            .col_expr(archive_chunk::Column::LeaseOwner, Expr::val(None::<String>).into())
-            .col_expr(archive_chunk::Column::LeaseUntil, Expr::val(None::<chrono::DateTime<Utc>>).into())
-            .filter(archive_chunk::Column::Id.eq(chunk_id))
-            .filter(archive_chunk::Column::LeaseOwner.eq(owner))
-            .exec(&engine.db)
-            .await?;
-        Ok(())
+        let requeue = Expr::case(running, Expr::val(ChunkStatus::Queued.to_string())).finally(Expr::col(archive_chunk::Column::Status)).into();
+        Lease::release::<archive_chunk::Entity>(&engine.db, Condition::all().add(archive_chunk::Column::Id.eq(chunk_id)), Self::COLS, owner, vec![(archive_chunk::Column::Status, requeue)]).await
     }
 }

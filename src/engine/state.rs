@@ -261,64 +261,67 @@ impl Engine {
     }
 }
 
-/// A lease on a job or task row: who works on it, until when. Taking it succeeds when it is free,
-/// expired, or already ours; holders renew it while they work.
+/// A lease on a job, task or chunk row: who works on it, until when. Taking it succeeds when it is
+/// free, expired, or already ours; holders renew it by taking it again while they work.
 pub struct Lease;
 
 impl Lease {
-    pub async fn take_job(db: &DatabaseConnection, job_id: Uuid, owner: &str, ttl: Duration) -> anyhow::Result<bool> {
+    /// Takes the lease kept in the `owner`/`until` columns of the row `target` selects, setting
+    /// `also` in the same statement.
+    pub async fn take<E: EntityTrait>(
+        db: &DatabaseConnection,
+        target: Condition,
+        (owner_col, until_col): (E::Column, E::Column),
+        owner: &str,
+        ttl: Duration,
+        also: Vec<(E::Column, Expr)>,
+    ) -> anyhow::Result<bool> {
         let now = Utc::now();
-        let res = archive_job::Entity::update_many()
-            .col_expr(archive_job::Column::LeaseOwner, Expr::val(Some(owner.to_string())).into())
-            .col_expr(archive_job::Column::LeaseUntil, Expr::val(Some(now + ttl)).into())
-            .filter(archive_job::Column::Id.eq(job_id))
-            .filter(
-                Condition::any()
-                    .add(archive_job::Column::LeaseUntil.is_null())
-                    .add(archive_job::Column::LeaseUntil.lt(now))
-                    .add(archive_job::Column::LeaseOwner.eq(owner)),
-            )
-            .exec(db)
-            .await?;
-        Ok(res.rows_affected > 0)
+        let mut q = E::update_many()
+            .col_expr(owner_col, Expr::val(Some(owner.to_string())).into())
+            .col_expr(until_col, Expr::val(Some(now + ttl)).into());
+        for (col, value) in also {
+            q = q.col_expr(col, value);
+        }
+        let free = Condition::any().add(until_col.is_null()).add(until_col.lt(now)).add(owner_col.eq(owner));
+        Ok(q.filter(target).filter(free).exec(db).await?.rows_affected > 0)
+    }
+
+    /// Lets go of a lease we hold, setting `also` in the same statement.
+    pub async fn release<E: EntityTrait>(
+        db: &DatabaseConnection,
+        target: Condition,
+        (owner_col, until_col): (E::Column, E::Column),
+        owner: &str,
+        also: Vec<(E::Column, Expr)>,
+    ) -> anyhow::Result<()> {
+        let mut q = E::update_many()
+            .col_expr(owner_col, Expr::val(None::<String>).into())
+            .col_expr(until_col, Expr::val(None::<DateTime<Utc>>).into());
+        for (col, value) in also {
+            q = q.col_expr(col, value);
+        }
+        q.filter(target).filter(owner_col.eq(owner)).exec(db).await?;
+        Ok(())
+    }
+
+    pub async fn take_job(db: &DatabaseConnection, job_id: Uuid, owner: &str, ttl: Duration) -> anyhow::Result<bool> {
+        let cols = (archive_job::Column::LeaseOwner, archive_job::Column::LeaseUntil);
+        Self::take::<archive_job::Entity>(db, Condition::all().add(archive_job::Column::Id.eq(job_id)), cols, owner, ttl, vec![]).await
     }
 
     pub async fn release_job(db: &DatabaseConnection, job_id: Uuid, owner: &str) -> anyhow::Result<()> {
-        archive_job::Entity::update_many()
-            .col_expr(archive_job::Column::LeaseOwner, Expr::val(None::<String>).into())
-            .col_expr(archive_job::Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>).into())
-            .filter(archive_job::Column::Id.eq(job_id))
-            .filter(archive_job::Column::LeaseOwner.eq(owner))
-            .exec(db)
-            .await?;
-        Ok(())
+        let cols = (archive_job::Column::LeaseOwner, archive_job::Column::LeaseUntil);
+        Self::release::<archive_job::Entity>(db, Condition::all().add(archive_job::Column::Id.eq(job_id)), cols, owner, vec![]).await
     }
 
     pub async fn take_task(db: &DatabaseConnection, task_id: i64, owner: &str, ttl: Duration) -> anyhow::Result<bool> {
-        let now = Utc::now();
-        let res = archive_task::Entity::update_many()
-            .col_expr(archive_task::Column::LeaseOwner, Expr::val(Some(owner.to_string())).into())
-            .col_expr(archive_task::Column::LeaseUntil, Expr::val(Some(now + ttl)).into())
-            .filter(archive_task::Column::Id.eq(task_id))
-            .filter(
-                Condition::any()
-                    .add(archive_task::Column::LeaseUntil.is_null())
-                    .add(archive_task::Column::LeaseUntil.lt(now))
-                    .add(archive_task::Column::LeaseOwner.eq(owner)),
-            )
-            .exec(db)
-            .await?;
-        Ok(res.rows_affected > 0)
+        let cols = (archive_task::Column::LeaseOwner, archive_task::Column::LeaseUntil);
+        Self::take::<archive_task::Entity>(db, Condition::all().add(archive_task::Column::Id.eq(task_id)), cols, owner, ttl, vec![]).await
     }
 
     pub async fn release_task(db: &DatabaseConnection, task_id: i64, owner: &str) -> anyhow::Result<()> {
-        archive_task::Entity::update_many()
-            .col_expr(archive_task::Column::LeaseOwner, Expr::val(None::<String>).into())
-            .col_expr(archive_task::Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>).into())
-            .filter(archive_task::Column::Id.eq(task_id))
-            .filter(archive_task::Column::LeaseOwner.eq(owner))
-            .exec(db)
-            .await?;
-        Ok(())
+        let cols = (archive_task::Column::LeaseOwner, archive_task::Column::LeaseUntil);
+        Self::release::<archive_task::Entity>(db, Condition::all().add(archive_task::Column::Id.eq(task_id)), cols, owner, vec![]).await
     }
 }

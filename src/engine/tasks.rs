@@ -11,6 +11,7 @@ use std::{
 };
 
 use chrono::Utc;
+use futures::FutureExt;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -84,7 +85,25 @@ impl Engine {
 
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = watch::channel((0u64, 0u64));
-        let ticker = self.spawn_task_ticker(job.id, task.id, owner.to_string(), stop.clone(), rx);
+        let (job_id, task_id, lease_owner) = (job.id, task.id, owner.to_string());
+        let ticker = self.spawn_ticker(
+            job.id,
+            stop.clone(),
+            rx,
+            move |e, done, total| {
+                async move {
+                    let _ = e.write_task_progress(job_id, task_id, done, total).await;
+                }
+                .boxed()
+            },
+            move |e| {
+                let owner = lease_owner.clone();
+                async move {
+                    let _ = Lease::take_task(&e.db, task_id, &owner, e.lease_ttl()).await;
+                }
+                .boxed()
+            },
+        );
         let progress = TaskProgress { stop: stop.clone(), tx };
         let outcome = match self.chunk_plan(job.id, &task, &request).await {
             Ok(ChunkPlan::Direct) => drivers::archive_activity(self.lms.as_ref(), &request, &out_dir, &progress).await,
@@ -172,12 +191,18 @@ impl Engine {
         Ok(())
     }
 
-    /// While a task runs: writes its progress (the latest only, every tick), keeps its lease, and
-    /// raises `stop` when the job is canceled, ended or past its deadline.
-    fn spawn_task_ticker(&self, job_id: Uuid, task_id: i64, owner: String, stop: Arc<AtomicBool>, mut rx: watch::Receiver<(u64, u64)>) -> tokio::task::JoinHandle<()> {
+    /// While a task or chunk runs: raises `stop` when the job is canceled, ended or past its
+    /// deadline, hands the latest progress (once per tick, if it moved) to `on_progress`, and
+    /// calls `renew` every third of the lease time.
+    pub(super) fn spawn_ticker<P, R>(&self, job_id: Uuid, stop: Arc<AtomicBool>, mut rx: watch::Receiver<(u64, u64)>, on_progress: P, renew: R) -> tokio::task::JoinHandle<()>
+    where
+        P: Fn(Engine, u64, u64) -> futures::future::BoxFuture<'static, ()> + Send + 'static,
+        R: Fn(Engine) -> futures::future::BoxFuture<'static, ()> + Send + 'static,
+    {
         let engine = self.clone();
         tokio::spawn(async move {
             let mut last_lease = tokio::time::Instant::now();
+            let renew_every = Duration::from_secs((engine.settings.lease_seconds as u64 / 3).max(1));
             loop {
                 tokio::time::sleep(TICK).await;
                 if let Ok(Some(job)) = archive_job::Entity::find_by_id(job_id).one(&engine.db).await {
@@ -188,10 +213,10 @@ impl Engine {
                 }
                 if rx.has_changed().unwrap_or(false) {
                     let (done, total) = *rx.borrow_and_update();
-                    let _ = engine.write_task_progress(job_id, task_id, done, total).await;
+                    on_progress(engine.clone(), done, total).await;
                 }
-                if last_lease.elapsed() >= Duration::from_secs((engine.settings.lease_seconds as u64 / 3).max(1)) {
-                    let _ = Lease::take_task(&engine.db, task_id, &owner, engine.lease_ttl()).await;
+                if last_lease.elapsed() >= renew_every {
+                    renew(engine.clone()).await;
                     last_lease = tokio::time::Instant::now();
                 }
             }
