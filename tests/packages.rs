@@ -6,13 +6,15 @@
 //! Tools: `unzip`, `tar`, `zstd` (`apt-get install unzip zstd`) and the Python tools from
 //! `ARCHIVING_TEST_PY_BIN` or the virtualenv `./scripts/py-venv` creates. A missing tool fails the
 //! test with instructions.
+mod common;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::{
         atomic::{AtomicU64, Ordering},
-        Mutex, OnceLock,
+        Mutex,
     },
 };
 
@@ -30,35 +32,8 @@ use sha2::{Digest, Sha256, Sha512};
 const FORMATS: [ArchiveFormat; 3] = [ArchiveFormat::Zip, ArchiveFormat::TarGz, ArchiveFormat::TarZst];
 const PATTERN: &str = "${courseShortName}_${activityKind}_${activityId}_${date}_${time}";
 
-fn py_bin() -> PathBuf {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(dir) = std::env::var("ARCHIVING_TEST_PY_BIN") {
-            return Ok(PathBuf::from(dir));
-        }
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(root.join("scripts/py-venv"))
-            .current_dir(&root)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run scripts/py-venv: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("scripts/py-venv failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").trim()))
-    })
-    .clone()
-    .unwrap_or_else(|e| {
-        panic!(
-            "{e}\nThe BagIt validator is needed: run `./scripts/py-venv` in the repository (it creates target/py-venv from \
-             tests/requirements.txt; needs `python3 -m venv` — on Debian `apt-get install python3-venv` — and PyPI access), \
-             or set ARCHIVING_TEST_PY_BIN to a directory holding `bagit.py` (`pip install bagit==1.9.0`)."
-        )
-    })
-}
-
 fn bagit_py() -> PathBuf {
-    let p = py_bin().join("bagit.py");
+    let p = common::py::py_bin().join("bagit.py");
     assert!(p.exists(), "{} is missing: run `./scripts/py-venv` (installs bagit from tests/requirements.txt)", p.display());
     p
 }

@@ -11,8 +11,9 @@ use archiving_manager::{
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
-#[path = "common/moto.rs"]
-mod moto;
+mod common;
+
+use common::moto;
 
 use moto::MotoServer;
 

@@ -31,7 +31,7 @@ pub fn unpack(package: &Path, into: &Path) -> PathBuf {
 
 /// `bagit.py --validate`: Ok, or the validator's complaint.
 pub fn validate(bag: &Path) -> Result<(), String> {
-    let exe = super::moto::py_bin().join("bagit.py");
+    let exe = super::py::py_bin().join("bagit.py");
     assert!(exe.exists(), "{} is missing: run ./scripts/py-venv (it installs the pinned bagit from tests/requirements.txt)", exe.display());
     let out = run(exe.to_str().unwrap(), &["--validate", bag.to_str().unwrap()], "run ./scripts/py-venv");
     if out.status.success() {

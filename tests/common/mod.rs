@@ -225,5 +225,6 @@ macro_rules! on_both_databases {
     )+};
 }
 pub mod moto;
+pub mod py;
 pub mod ws;
 pub mod bagit;

@@ -7,9 +7,7 @@
 
 use std::{
     io::Read,
-    path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -25,28 +23,7 @@ fn how_to_get_it() -> String {
         .to_string()
 }
 
-/// The directory holding `moto_server`.
-pub fn py_bin() -> PathBuf {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(dir) = std::env::var("ARCHIVING_TEST_PY_BIN") {
-            return Ok(PathBuf::from(dir));
-        }
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(root.join("scripts/py-venv"))
-            .current_dir(&root)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run scripts/py-venv: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("scripts/py-venv failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        let dir = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").trim().to_string();
-        Ok(PathBuf::from(dir))
-    })
-    .clone()
-    .unwrap_or_else(|e| panic!("{e}\n{}", how_to_get_it()))
-}
+pub use super::py::py_bin;
 
 pub struct MotoServer {
     pub port: u16,
