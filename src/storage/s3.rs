@@ -577,7 +577,11 @@ impl StorageDriver for S3Storage {
     }
 }
 
-/// The tests' moto helper (a real S3-compatible server on loopback).
+/// The tests' moto helper (a real S3-compatible server on loopback), and the lookup of the pinned
+/// Python tools it uses (as `super::py`).
+#[cfg(test)]
+#[path = "../../tests/common/py.rs"]
+mod py;
 #[cfg(test)]
 #[path = "../../tests/common/moto.rs"]
 mod test_moto;
