@@ -149,68 +149,65 @@ impl Engine {
         Ok(Some(job))
     }
 
+    /// Runs `update` (narrowed to the job, its sequence raised) in a transaction; when it changed
+    /// the job, logs `note`, emits `kind` with the job as it now is, and returns that job.
+    async fn change_and_emit(
+        &self,
+        job_id: Uuid,
+        update: sea_orm::UpdateMany<archive_job::Entity>,
+        kind: JobEventKind,
+        task_id: Option<i64>,
+        note: Option<&str>,
+    ) -> anyhow::Result<Option<archive_job::Model>> {
+        let txn = self.db.begin().await?;
+        let res = update
+            .col_expr(archive_job::Column::Sequence, Expr::col(archive_job::Column::Sequence).add(1))
+            .filter(archive_job::Column::Id.eq(job_id))
+            .exec(&txn)
+            .await?;
+        let job = match res.rows_affected {
+            0 => None,
+            _ => archive_job::Entity::find_by_id(job_id).one(&txn).await?,
+        };
+        let Some(job) = job else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        if let Some(note) = note {
+            self.log_in(&txn, job_id, None, LogLevel::Info, note).await?;
+        }
+        let pending = self.bus.emit(&txn, JobEvent { kind, job: job.clone(), task_id }).await?;
+        txn.commit().await?;
+        self.bus.deliver(pending);
+        Ok(Some(job))
+    }
+
     /// Raises a job's progress (never lowers it) while it is in `status`, and emits it.
     pub async fn raise_progress(&self, job_id: Uuid, status: JobStatus, progress: i32) -> anyhow::Result<()> {
         let progress = progress.clamp(0, 100);
-        let txn = self.db.begin().await?;
-        let res = archive_job::Entity::update_many()
+        let update = archive_job::Entity::update_many()
             .col_expr(archive_job::Column::Progress, Expr::val(progress).into())
-            .col_expr(archive_job::Column::Sequence, Expr::col(archive_job::Column::Sequence).add(1))
             .col_expr(archive_job::Column::UpdatedAt, Expr::val(Utc::now()).into())
-            .filter(archive_job::Column::Id.eq(job_id))
             .filter(archive_job::Column::Status.eq(status.to_string()))
-            .filter(archive_job::Column::Progress.lt(progress))
-            .exec(&txn)
-            .await?;
-        if res.rows_affected == 0 {
-            txn.rollback().await?;
-            return Ok(());
-        }
-        let job = archive_job::Entity::find_by_id(job_id).one(&txn).await?.ok_or_else(|| anyhow::anyhow!("job {job_id} vanished"))?;
-        let pending = self.bus.emit(&txn, JobEvent { kind: JobEventKind::Progress, job, task_id: None }).await?;
-        txn.commit().await?;
-        self.bus.deliver(pending);
+            .filter(archive_job::Column::Progress.lt(progress));
+        self.change_and_emit(job_id, update, JobEventKind::Progress, None, None).await?;
         Ok(())
     }
 
     /// Asks a running job to stop; its workers see it between two steps. Emitted as UPDATED.
     pub async fn request_cancel(&self, job_id: Uuid, by: &str) -> anyhow::Result<()> {
-        let txn = self.db.begin().await?;
-        let res = archive_job::Entity::update_many()
+        let update = archive_job::Entity::update_many()
             .col_expr(archive_job::Column::CancelRequested, Expr::val(true).into())
-            .col_expr(archive_job::Column::Sequence, Expr::col(archive_job::Column::Sequence).add(1))
             .col_expr(archive_job::Column::UpdatedAt, Expr::val(Utc::now()).into())
-            .filter(archive_job::Column::Id.eq(job_id))
-            .filter(archive_job::Column::CancelRequested.eq(false))
-            .exec(&txn)
-            .await?;
-        if res.rows_affected == 0 {
-            txn.rollback().await?;
-            return Ok(());
-        }
-        let job = archive_job::Entity::find_by_id(job_id).one(&txn).await?.ok_or_else(|| anyhow::anyhow!("job {job_id} vanished"))?;
-        self.log_in(&txn, job_id, None, LogLevel::Info, &format!("cancel requested by {by}")).await?;
-        let pending = self.bus.emit(&txn, JobEvent { kind: JobEventKind::Updated, job, task_id: None }).await?;
-        txn.commit().await?;
-        self.bus.deliver(pending);
+            .filter(archive_job::Column::CancelRequested.eq(false));
+        let note = format!("cancel requested by {by}");
+        self.change_and_emit(job_id, update, JobEventKind::Updated, None, Some(&note)).await?;
         Ok(())
     }
 
     /// Emits a change of one of the job's tasks (its status or progress) to subscribers.
     pub async fn task_changed(&self, job_id: Uuid, task_id: i64) -> anyhow::Result<()> {
-        let txn = self.db.begin().await?;
-        archive_job::Entity::update_many()
-            .col_expr(archive_job::Column::Sequence, Expr::col(archive_job::Column::Sequence).add(1))
-            .filter(archive_job::Column::Id.eq(job_id))
-            .exec(&txn)
-            .await?;
-        let Some(job) = archive_job::Entity::find_by_id(job_id).one(&txn).await? else {
-            txn.rollback().await?;
-            return Ok(());
-        };
-        let pending = self.bus.emit(&txn, JobEvent { kind: JobEventKind::TaskChanged, job, task_id: Some(task_id) }).await?;
-        txn.commit().await?;
-        self.bus.deliver(pending);
+        self.change_and_emit(job_id, archive_job::Entity::update_many(), JobEventKind::TaskChanged, Some(task_id), None).await?;
         Ok(())
     }
 
