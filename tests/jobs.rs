@@ -169,7 +169,7 @@ async fn bad_input_answers_with_user_errors_and_creates_nothing(app: TestApp) {
     assert_eq!(user_error(&create(&app, &admin, json!({"activityIds": one, "storageBackendIds": []})).await), "EMPTY");
 
     // A locked policy field cannot be overridden.
-    use archiving_manager::entity::{category_policy, course, course_category, policy_setting};
+    use archiving_manager::entity::{category_policy, course_category, policy_setting};
     use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
     let db = &app.state.db;
     policy_setting::ActiveModel { key: Set("FORMAT".into()), value: Set(json!("TAR_GZ")), locked: Set(true), updated_at: Set(chrono::Utc::now()), updated_by: Set(None) }.insert(db).await.unwrap();
@@ -183,7 +183,6 @@ async fn bad_input_answers_with_user_errors_and_creates_nothing(app: TestApp) {
     assert_eq!(user_error(&create(&app, &admin, json!({"activityIds": one})).await), "ARCHIVING_DISABLED");
     let d = app.data(&admin, "{ course(lmsId: \"101\") { archivingEnabled category { archivingEnabled } } }", json!({})).await;
     assert_eq!(d["course"], json!({"archivingEnabled": false, "category": {"archivingEnabled": false}}));
-    let _ = course::Entity::find().all(db).await.unwrap();
 
     // Malformed ids are top-level bad input; unknown activities are not found.
     let body = create(&app, &admin, json!({"activityIds": ["garbage"]})).await;

@@ -11,7 +11,7 @@ use sea_orm::{
 
 use crate::{
     entity::{activity, course, course_category, person},
-    lms::{LmsActivity, LmsSource},
+    lms::LmsSource,
 };
 
 /// Rows per INSERT: well below SQLite's and PostgreSQL's bind-parameter limits.
@@ -23,12 +23,6 @@ pub struct SyncReport {
     pub courses: usize,
     pub activities: usize,
     pub persons: usize,
-}
-
-/// The fingerprint of an activity's current state, as its archiving driver defines it
-/// (`engine::drivers::fingerprint`): its own version and every record's id and version.
-pub async fn activity_fingerprint(lms: &dyn LmsSource, a: &LmsActivity) -> anyhow::Result<String> {
-    crate::engine::drivers::fingerprint(lms, &a.lms_id, a.kind, a.modified_at).await
 }
 
 pub async fn sync_from_lms(db: &DatabaseConnection, lms: &dyn LmsSource) -> anyhow::Result<SyncReport> {
@@ -114,7 +108,8 @@ pub async fn sync_from_lms(db: &DatabaseConnection, lms: &dyn LmsSource) -> anyh
             name: Set(a.name.clone()),
             opens_at: Set(a.opens_at),
             closes_at: Set(a.closes_at),
-            fingerprint: Set(Some(activity_fingerprint(lms, a).await?)),
+            // The state fingerprint as the activity's archiving driver defines it.
+            fingerprint: Set(Some(crate::engine::drivers::fingerprint(lms, &a.lms_id, a.kind, a.modified_at).await?)),
             synced_at: Set(now),
             ..Default::default()
         });
