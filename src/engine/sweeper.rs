@@ -76,6 +76,27 @@ impl Engine {
         // does not take it for dead.
         self.sweep_chunks(&archiving).await?;
 
+        // Staging of canceled jobs: a task or chunk that was mid-write when its job ended may
+        // leave files after the job's own cleanup.
+        if let Ok(mut dirs) = tokio::fs::read_dir(self.settings.staging_dir()).await {
+            let mut ids = Vec::new();
+            while let Ok(Some(d)) = dirs.next_entry().await {
+                if let Some(id) = d.file_name().to_str().and_then(|n| uuid::Uuid::parse_str(n).ok()) {
+                    ids.push(id);
+                }
+            }
+            if !ids.is_empty() {
+                let canceled = archive_job::Entity::find()
+                    .filter(archive_job::Column::Id.is_in(ids))
+                    .filter(archive_job::Column::Status.eq(JobStatus::Canceled.to_string()))
+                    .all(&self.db)
+                    .await?;
+                for j in canceled {
+                    self.remove_staging(j.id).await;
+                }
+            }
+        }
+
         // Tasks whose worker died (lease expired while running), or whose message was lost.
         let stale = now - chrono::Duration::seconds(self.settings.lease_seconds as i64 * 2);
         let tasks = archive_task::Entity::find()
