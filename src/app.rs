@@ -13,6 +13,8 @@ use crate::{
     engine::{self, Engine},
     events::EventBus,
     graphql::{self, AppSchema, SpecExecutor},
+    health::Liveness,
+    jobs::JobStore,
     lms::{demo::DemoLms, LmsSource},
     queue::Queue,
     service::{storage_backends, sync},
@@ -27,6 +29,10 @@ pub struct AppState {
     pub lms: Arc<dyn LmsSource>,
     pub schema: SpecExecutor<AppSchema>,
     pub engine: Engine,
+    /// The parts of this process (queue consumers, periodic runner) and how they are.
+    pub liveness: Liveness,
+    /// Held for the process's life on SQLite: one `serve`/`worker` per database.
+    _single: Option<Arc<db::SingleProcessLock>>,
 }
 
 pub fn lms_source(settings: &Settings) -> Arc<dyn LmsSource> {
@@ -47,6 +53,10 @@ impl AppState {
     pub async fn init(settings: Settings) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+        let single = match db::sqlite_file(&settings.database_url()) {
+            Some(file) => Some(Arc::new(db::SingleProcessLock::acquire(&file, &settings.data_dir)?)),
+            None => None,
+        };
         let jwt = Arc::new(JwtKeys::from_settings(&settings)?);
         let (db, statements) = db::connect(&settings.database_url()).await?;
         db::migrate(&db).await?;
@@ -57,9 +67,9 @@ impl AppState {
         let settings = Arc::new(settings);
         let bus = EventBus::start(&db).await.context("starting the event bus")?;
         let queue = Queue::open(&db).await.context("opening the job queue")?;
-        let engine = Engine::new(db.clone(), bus, queue, settings.clone(), lms.clone());
+        let engine = Engine::new(JobStore::new(db.clone(), bus, settings.clone()), queue, settings.clone(), lms.clone());
         let schema = graphql::build(db.clone(), engine.clone());
-        Ok(Self { settings, db, statements, jwt, lms, schema, engine })
+        Ok(Self { settings, db, statements, jwt, lms, schema, engine, liveness: Liveness::default(), _single: single })
     }
 }
 
@@ -95,7 +105,7 @@ pub async fn serve_with_workers(state: AppState, listener: TcpListener, shutdown
         shutdown.await;
         let _ = tx.send(true);
     });
-    let workers = tokio::spawn(engine::worker::run(state.engine.clone(), stopped(rx.clone())));
+    let workers = tokio::spawn(engine::worker::run(state.engine.clone(), state.liveness.clone(), stopped(rx.clone())));
     let api = serve(state, listener, stopped(rx)).await;
     let workers = workers.await.context("worker pool panicked")?;
     api.and(workers)

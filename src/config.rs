@@ -76,6 +76,19 @@ pub struct Settings {
     /// The server's address as clients reach it, for absolute URLs (downloads); default
     /// `http://` + `listen`.
     pub public_url: Option<String>,
+    /// Days the job event log keeps events (for subscribers resuming after a reconnect); job
+    /// logs and transitions keep the history regardless.
+    pub event_retention_days: u32,
+    /// Log output: `text` (for people) or `json` (one object per line, for log collectors).
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 fn redact<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -106,6 +119,8 @@ impl Default for Settings {
             job_log_level: crate::domain::LogLevel::Info,
             staging_dir: None,
             demo_record_delay_ms: 0,
+            event_retention_days: 7,
+            log_format: LogFormat::Text,
             chunk_records: 500,
             public_url: None,
         }
@@ -121,12 +136,12 @@ const KEYS: &[&str] = &[
     "listen", "data_dir", "database_url", "jwt_secret", "jwt_issuer", "jwt_audience", "jwt_algorithm",
     "jwt_public_key_file", "jwt_private_key_file", "lms", "demo_scale", "log", "max_concurrent_jobs", "worker_concurrency",
     "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds", "job_log_level", "staging_dir", "demo_record_delay_ms",
-    "public_url", "chunk_records",
+    "public_url", "chunk_records", "event_retention_days", "log_format",
 ];
 
 const NUMERIC_KEYS: &[&str] = &[
     "demo_scale", "max_concurrent_jobs", "worker_concurrency", "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds",
-    "demo_record_delay_ms", "chunk_records",
+    "demo_record_delay_ms", "chunk_records", "event_retention_days",
 ];
 
 fn name(key: &str) -> String {
@@ -226,6 +241,9 @@ impl Settings {
         }
         if self.chunk_records == 0 {
             return err("chunk_records", "must be at least 1");
+        }
+        if self.event_retention_days == 0 {
+            return err("event_retention_days", "must be at least 1");
         }
         if self.lease_seconds < 3 {
             return err("lease_seconds", "must be at least 3");

@@ -65,3 +65,75 @@ pub fn redact_url(url: &str) -> String {
         _ => url.to_string(),
     }
 }
+
+/// The file of a SQLite database URL (`sqlite://path?…`, `sqlite:path`); `None` for PostgreSQL
+/// and in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.starts_with(":memory:") && !rest.contains("mode=memory")).then(|| std::path::PathBuf::from(path))
+}
+
+/// Held by the one `serve` or `worker` process of a SQLite database: events and leases do not
+/// cross processes there, so a second process would run jobs nobody sees. An advisory lock on a
+/// file beside the database; the kernel releases it when the process ends, however it ends.
+#[derive(Debug)]
+pub struct SingleProcessLock {
+    _file: std::fs::File,
+}
+
+impl SingleProcessLock {
+    /// Takes the lock of the SQLite database `db_file`, or says which process holds it.
+    pub fn acquire(db_file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        use std::io::{Read, Seek, Write};
+        let path = {
+            let mut p = db_file.as_os_str().to_owned();
+            p.push(".lock");
+            std::path::PathBuf::from(p)
+        };
+        let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).with_context(|| format!("opening the lock file {}", path.display()))?;
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            anyhow::bail!(
+                "another archiving-manager process (pid {}) already uses the SQLite database {} in the data directory {}. \
+                 With SQLite only one `serve` or `worker` process may run per data directory; stop the other one, \
+                 or use PostgreSQL to run several processes",
+                holder.trim(),
+                db_file.display(),
+                data_dir.display()
+            );
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "{}", std::process::id())?;
+        file.sync_all()?;
+        Ok(Self { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_files_are_found_in_urls() {
+        assert_eq!(sqlite_file("sqlite:///tmp/a.db?mode=rwc"), Some("/tmp/a.db".into()));
+        assert_eq!(sqlite_file("sqlite://data/a.db"), Some("data/a.db".into()));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://x@y/z"), None);
+    }
+
+    #[test]
+    fn a_second_holder_is_refused_with_the_first_ones_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        let first = SingleProcessLock::acquire(&db, dir.path()).unwrap();
+        // flock locks belong to the open file description: a second open in this process
+        // conflicts like another process would.
+        let err = SingleProcessLock::acquire(&db, dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&format!("pid {}", std::process::id())) && err.contains("PostgreSQL"), "{err}");
+        drop(first);
+        SingleProcessLock::acquire(&db, dir.path()).unwrap();
+    }
+}

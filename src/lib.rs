@@ -1,5 +1,5 @@
 //! The Archiving Manager: archives LMS exam data for legal long-term retention.
-//! Dependencies point one way: `graphql`/`http` → `service` → `domain`.
+//! Dependencies point one way: `graphql`/`http` → `service` → `jobs`/`engine`/`domain`/drivers.
 pub mod app;
 pub mod auth;
 pub mod config;
@@ -9,9 +9,13 @@ pub mod engine;
 pub mod entity;
 pub mod error;
 pub mod events;
+pub mod faults;
 pub mod graphql;
+pub mod health;
 pub mod http;
+pub mod jobs;
 pub mod lms;
+pub mod periodic;
 pub mod queue;
 pub mod service;
 pub mod storage;

@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use archiving_manager::{
     app::{self, AppState},
     auth::{JwtKeys, Principal, Role},
-    config::{JwtAlgorithm, Settings},
+    config::{JwtAlgorithm, LogFormat, Settings},
     db, graphql,
 };
 use clap::{Parser, Subcommand};
@@ -72,8 +72,12 @@ fn parse_role(s: &str) -> Result<Role, String> {
     s.parse().map_err(|_| format!("unknown role {s:?}: use admin, manager, teacher, auditor or reporter"))
 }
 
-fn init_tracing(filter: &str) {
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).try_init();
+fn init_tracing(filter: &str, format: LogFormat) {
+    let builder = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+    };
 }
 
 #[tokio::main]
@@ -90,7 +94,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(&settings.log);
+    init_tracing(&settings.log, settings.log_format);
     match run(cli.command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -142,7 +146,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Worker => {
             let state = AppState::init(settings).await?;
             tracing::info!(process = %state.engine.process_id, "worker started");
-            archiving_manager::engine::worker::run(state.engine.clone(), app::shutdown_signal()).await?;
+            archiving_manager::engine::worker::run(state.engine.clone(), state.liveness.clone(), app::shutdown_signal()).await?;
         }
     }
     Ok(())

@@ -5,12 +5,18 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_initial;
 mod m20261124_000002_job_engine;
 mod m20261124_000003_chunks;
+mod m20261203_000004_liveness;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_initial::Migration), Box::new(m20261124_000002_job_engine::Migration), Box::new(m20261124_000003_chunks::Migration)]
+        vec![
+            Box::new(m20261124_000001_initial::Migration),
+            Box::new(m20261124_000002_job_engine::Migration),
+            Box::new(m20261124_000003_chunks::Migration),
+            Box::new(m20261203_000004_liveness::Migration),
+        ]
     }
 }

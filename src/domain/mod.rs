@@ -1,11 +1,13 @@
 //! Pure logic without I/O: the names and rules of the product. Depends on nothing else in the crate.
 pub mod activity;
+pub mod failure;
 pub mod filename;
 pub mod job;
 pub mod policy;
 pub mod storage;
 
 pub use activity::{ActivityArchiveState, ActivityKind};
+pub use failure::{Failure, FailureClass};
 pub use job::{JobOrigin, JobStatus, LogLevel, TaskStatus};
 pub use policy::{ArchiveFormat, JobSettings, PolicyField, PolicyValues, SettingsOverrides};
 pub use storage::{StorageDriverKind, StorageTier};

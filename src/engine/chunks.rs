@@ -24,7 +24,6 @@ use uuid::Uuid;
 
 use super::{
     drivers::{self, ArchiveError, ArchiveRequest, Progress},
-    state::Lease,
     tasks::TaskProgress,
     Engine,
 };
@@ -34,12 +33,11 @@ use crate::{
         archive_chunk::{self, ChunkStatus},
         archive_job, archive_task,
     },
+    jobs::{Lease, LeaseGuard},
 };
 
 /// The folder of a task's chunks, inside the task's staging folder.
 pub(super) const CHUNKS_DIR: &str = "chunks";
-/// How often a running chunk writes its progress and looks for a cancel.
-
 
 /// What a task does next.
 pub(super) enum ChunkPlan {
@@ -113,7 +111,7 @@ impl Engine {
             return Ok(ChunkPlan::Ready(dirs));
         }
         for c in lost {
-            self.log(job_id, Some(task.id), LogLevel::Warn, &format!("{}: its files are gone; archiving it again", describe(c, of))).await?;
+            self.jobs.log(job_id, Some(task.id), LogLevel::Warn, &format!("{}: its files are gone; archiving it again", describe(c, of))).await?;
             archive_chunk::Entity::update_many()
                 .col_expr(archive_chunk::Column::Status, Expr::val(ChunkStatus::Queued.to_string()).into())
                 .col_expr(archive_chunk::Column::UpdatedAt, Expr::val(Utc::now()).into())
@@ -153,7 +151,7 @@ impl Engine {
             archive_chunk::Entity::insert_many(batch.to_vec()).on_conflict_do_nothing().exec(&self.db).await?;
         }
         self.write_task_progress(job_id, task.id, 0, total).await?;
-        self.log(job_id, Some(task.id), LogLevel::Info, &format!("{total} records: archived in {count} chunks of up to {size} records")).await?;
+        self.jobs.log(job_id, Some(task.id), LogLevel::Info, &format!("{total} records: archived in {count} chunks of up to {size} records")).await?;
         for c in self.chunks_of(task.id).await? {
             if !is(&c, ChunkStatus::Finished) {
                 self.queue.push_chunk(job_id, task.id, c.id).await?;
@@ -187,47 +185,43 @@ impl Engine {
         if !ChunkLease::take(self, chunk_id, &owner).await? {
             return Ok(()); // another worker runs it; if it dies, its lease expires and the sweeper re-sends
         }
-        let result = self.run_chunk_leased(&job, &task, &chunk, &owner).await;
+        let guard = {
+            let (engine, owner) = (self.clone(), owner.clone());
+            LeaseGuard::hold(self.lease_ttl(), move || {
+                let (engine, owner) = (engine.clone(), owner.clone());
+                Box::pin(async move { ChunkLease::take(&engine, chunk_id, &owner).await })
+            })
+        };
+        let result = self.run_chunk_leased(&job, &task, &chunk, &owner, &guard).await;
+        drop(guard);
         ChunkLease::release(self, chunk_id, &owner).await?;
         // The task decides what is next: wait for the other chunks, assemble, or fail.
         self.queue.push_task(job_id, task_id).await?;
         result
     }
 
-    async fn run_chunk_leased(&self, job: &archive_job::Model, task: &archive_task::Model, chunk: &archive_chunk::Model, owner: &str) -> anyhow::Result<()> {
+    async fn run_chunk_leased(&self, job: &archive_job::Model, task: &archive_task::Model, chunk: &archive_chunk::Model, owner: &str, lease: &LeaseGuard) -> anyhow::Result<()> {
         let request = self.archive_request(job, task).await?;
         let dir = self.chunk_dir(job.id, task.id, chunk.idx);
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = watch::channel((0u64, 0u64));
-        let (job_id, task_id, chunk_id, progress_owner, lease_owner) = (job.id, task.id, chunk.id, owner.to_string(), owner.to_string());
-        let ticker = self.spawn_ticker(
-            job.id,
-            stop.clone(),
-            rx,
-            move |e, done, _| {
-                let owner = progress_owner.clone();
-                async move {
-                    let _ = archive_chunk::Entity::update_many()
-                        .col_expr(archive_chunk::Column::RecordsDone, Expr::val(done as i32).into())
-                        .filter(archive_chunk::Column::Id.eq(chunk_id))
-                        .filter(archive_chunk::Column::LeaseOwner.eq(owner.as_str()))
-                        .exec(&e.db)
-                        .await;
-                    let _ = e.write_chunk_progress(job_id, task_id).await;
-                }
-                .boxed()
-            },
-            move |e| {
-                let owner = lease_owner.clone();
-                async move {
-                    let _ = ChunkLease::take(&e, chunk_id, &owner).await;
-                }
-                .boxed()
-            },
-        );
+        let (job_id, task_id, chunk_id, progress_owner) = (job.id, task.id, chunk.id, owner.to_string());
+        let ticker = self.spawn_ticker(job.id, stop.clone(), lease.lost_flag(), rx, move |e, done, _| {
+            let owner = progress_owner.clone();
+            async move {
+                let _ = archive_chunk::Entity::update_many()
+                    .col_expr(archive_chunk::Column::RecordsDone, Expr::val(done as i32).into())
+                    .filter(archive_chunk::Column::Id.eq(chunk_id))
+                    .filter(archive_chunk::Column::LeaseOwner.eq(owner.as_str()))
+                    .exec(&e.db)
+                    .await;
+                let _ = e.write_chunk_progress(job_id, task_id).await;
+            }
+            .boxed()
+        });
         let progress = TaskProgress { stop: stop.clone(), tx };
         let outcome = drivers::archive_chunk(self.lms.as_ref(), &request, &dir, chunk.first_record as u64, chunk.records as u64, &progress).await;
-        ticker.abort();
+        drop(ticker);
         let of = archive_chunk::Entity::find().filter(archive_chunk::Column::TaskId.eq(task.id)).count(&self.db).await?;
         match outcome {
             Err(ArchiveError::Cancelled) => self.remove_stopped_chunk(job.id, &dir).await, // the job ends it; its chunks with it
@@ -237,14 +231,14 @@ impl Engine {
             }
             Ok(records) => {
                 if self.end_chunk(chunk.id, owner, ChunkStatus::Finished, records as i32, None, false).await? {
-                    self.log(job.id, Some(task.id), LogLevel::Info, &format!("{} archived by {}", describe(chunk, of), self.process_id)).await?;
+                    self.jobs.log(job.id, Some(task.id), LogLevel::Info, &format!("{} archived by {}", describe(chunk, of), self.process_id)).await?;
                     self.write_chunk_progress(job.id, task.id).await?;
                 }
             }
             Err(e) => {
                 let transient = matches!(e, ArchiveError::Transient(_));
                 let error = e.to_string(); // the cause with its context, as `{:#}`
-                self.log(job.id, Some(task.id), LogLevel::Error, &format!("{} failed: {error}", describe(chunk, of))).await?;
+                self.jobs.log(job.id, Some(task.id), LogLevel::Error, &format!("{} failed: {error}", describe(chunk, of))).await?;
                 self.end_chunk(chunk.id, owner, ChunkStatus::Failed, 0, Some(error), transient).await?;
             }
         }

@@ -1,15 +1,17 @@
 //! What workers run: the job pipeline, activity drivers, packaging, post-processing.
 //!
-//! A job advances one stage at a time (`pipeline`), each stage's completion persisted before the
-//! next starts, under a lease so that one worker works on it at a time. Activities are archived as
-//! separate queue tasks (`tasks`), so a job's activities run in parallel across workers; a large
-//! activity's records are split into chunks (`chunks`), queue tasks of their own. The
-//! `sweeper` re-sends what is due when a message was lost or a worker died.
+//! A job advances one stage at a time (`pipeline`, with the stages behind one trait in
+//! `stages`), each stage's completion persisted with the transition to the next, under a lease
+//! held by the work's own future so that one worker works on it at a time. Activities are
+//! archived as separate queue tasks (`tasks`), so a job's activities run in parallel across
+//! workers; a large activity's records are split into chunks (`chunks`), queue tasks of their
+//! own. The `sweeper` (a periodic task) re-sends what is due when a message was lost or a worker
+//! died, and removes what ended jobs left behind.
 pub mod chunks;
 pub mod drivers;
 pub mod package;
 pub mod pipeline;
-pub mod state;
+pub mod stages;
 pub mod sweeper;
 pub mod tasks;
 pub mod worker;
@@ -19,13 +21,14 @@ use std::{path::PathBuf, sync::Arc};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use crate::{config::Settings, events::EventBus, lms::LmsSource, queue::Queue};
+use crate::{config::Settings, jobs::JobStore, lms::LmsSource, queue::Queue};
 
 /// Everything the engine needs, shared by the API (which creates and cancels jobs) and workers.
 #[derive(Clone)]
 pub struct Engine {
     pub db: DatabaseConnection,
-    pub bus: EventBus,
+    /// The one writer of job and task state, logs and events.
+    pub jobs: JobStore,
     pub queue: Queue,
     pub settings: Arc<Settings>,
     pub lms: Arc<dyn LmsSource>,
@@ -34,10 +37,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(db: DatabaseConnection, bus: EventBus, queue: Queue, settings: Arc<Settings>, lms: Arc<dyn LmsSource>) -> Self {
+    pub fn new(jobs: JobStore, queue: Queue, settings: Arc<Settings>, lms: Arc<dyn LmsSource>) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let process_id = format!("{host}-{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
-        Self { db, bus, queue, settings, lms, process_id }
+        Self { db: jobs.db.clone(), jobs, queue, settings, lms, process_id }
     }
 
     pub fn lease_ttl(&self) -> chrono::Duration {
@@ -52,5 +55,14 @@ impl Engine {
     /// Where a job's packages are built.
     pub fn staging(&self, job_id: Uuid) -> PathBuf {
         self.settings.staging_dir().join(job_id.to_string())
+    }
+
+    pub async fn remove_staging(&self, job_id: Uuid) {
+        let dir = self.staging(job_id);
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(job = %job_id, error = %e, "could not remove staging");
+            }
+        }
     }
 }

@@ -19,13 +19,13 @@ use uuid::Uuid;
 use super::{
     chunks::{CancelOnly, ChunkPlan, CHUNKS_DIR},
     drivers::{self, ActivityInfo, ArchiveError, ArchiveRequest, CourseInfo},
-    pipeline::{job_settings, StagedPackage, STAGED_META},
-    state::Lease,
+    stages::{job_settings, StagedPackage, STAGED_META},
     Engine,
 };
 use crate::{
     domain::{ActivityKind, JobStatus, LogLevel, TaskStatus},
     entity::{activity, archive_content, archive_job, archive_task, course, person},
+    jobs::{AbortOnDrop, Lease, LeaseGuard},
 };
 
 /// How often a running task writes its progress and looks for a cancel.
@@ -62,55 +62,50 @@ impl Engine {
         if !Lease::take_task(&self.db, task_id, &owner, self.lease_ttl()).await? {
             return Ok(()); // another worker runs it; if it dies, its lease expires and the sweeper re-sends
         }
-        let result = self.run_task_leased(&job, task, &owner).await;
+        let guard = {
+            let (db, owner, ttl) = (self.db.clone(), owner.clone(), self.lease_ttl());
+            LeaseGuard::hold(ttl, move || {
+                let (db, owner) = (db.clone(), owner.clone());
+                Box::pin(async move { Lease::take_task(&db, task_id, &owner, ttl).await })
+            })
+        };
+        let result = self.run_task_leased(&job, task, &guard).await;
+        drop(guard);
         Lease::release_task(&self.db, task_id, &owner).await?;
         // Whatever happened, the job decides what is next.
         self.queue.push_stage(job_id, None).await?;
         result
     }
 
-    async fn run_task_leased(&self, job: &archive_job::Model, task: archive_task::Model, owner: &str) -> anyhow::Result<()> {
-        let from = [TaskStatus::Created, TaskStatus::Queued, TaskStatus::Running];
+    async fn run_task_leased(&self, job: &archive_job::Model, task: archive_task::Model, lease: &LeaseGuard) -> anyhow::Result<()> {
+        // FINALIZING too: a worker that died while finalizing left a package it may not have
+        // finished recording; the task is archived again (what a dead run left is not trusted).
+        let from = [TaskStatus::Created, TaskStatus::Queued, TaskStatus::Running, TaskStatus::Finalizing];
         // A task in chunks is looked at again each time a chunk ends: it is already running.
         let waiting_for_chunks = task.status == TaskStatus::Running.to_string() && self.has_chunks(task.id).await?;
-        if !waiting_for_chunks && !self.task_transition(&task, &from, TaskStatus::Running, |am| am.started_at = Set(Some(Utc::now()))).await? {
+        if !waiting_for_chunks && !self.jobs.task_transition(&task, &from, TaskStatus::Running, |am| am.started_at = Set(Some(Utc::now()))).await? {
             return Ok(());
         }
         let task = archive_task::Entity::find_by_id(task.id).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("task vanished"))?;
         let request = self.archive_request(job, &task).await?;
-        let out_dir = self.staging(job.id).join(task.id.to_string());
+        let out_dir = self.task_staging(job.id, task.id);
         tokio::fs::create_dir_all(&out_dir).await?;
         // A rerun after a crash builds the package again: what a dead run left is not trusted.
         let _ = tokio::fs::remove_file(out_dir.join(STAGED_META)).await;
 
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = watch::channel((0u64, 0u64));
-        let (job_id, task_id, lease_owner) = (job.id, task.id, owner.to_string());
-        let ticker = self.spawn_ticker(
-            job.id,
-            stop.clone(),
-            rx,
-            move |e, done, total| {
-                async move {
-                    let _ = e.write_task_progress(job_id, task_id, done, total).await;
-                }
-                .boxed()
-            },
-            move |e| {
-                let owner = lease_owner.clone();
-                async move {
-                    let _ = Lease::take_task(&e.db, task_id, &owner, e.lease_ttl()).await;
-                }
-                .boxed()
-            },
-        );
+        let (job_id, task_id) = (job.id, task.id);
+        let ticker = self.spawn_ticker(job.id, stop.clone(), lease.lost_flag(), rx, move |e, done, total| {
+            async move {
+                let _ = e.write_task_progress(job_id, task_id, done, total).await;
+            }
+            .boxed()
+        });
         let progress = TaskProgress { stop: stop.clone(), tx };
         let outcome = match self.chunk_plan(job.id, &task, &request).await {
             Ok(ChunkPlan::Direct) => drivers::archive_activity(self.lms.as_ref(), &request, &out_dir, &progress).await,
-            Ok(ChunkPlan::Waiting) => {
-                ticker.abort();
-                return Ok(()); // each chunk's end sends the task again
-            }
+            Ok(ChunkPlan::Waiting) => return Ok(()), // each chunk's end sends the task again
             Ok(ChunkPlan::Ready(dirs)) => {
                 // The task's progress already says every record is done: assembling only copies.
                 let assembled = drivers::assemble_activity(&request, &out_dir, &dirs, &CancelOnly(&progress)).await;
@@ -123,7 +118,7 @@ impl Engine {
             Ok(ChunkPlan::Failed { error, transient: false }) => Err(ArchiveError::Permanent(anyhow::anyhow!(error))),
             Err(e) => Err(ArchiveError::Transient(e)),
         };
-        ticker.abort();
+        drop(ticker);
 
         if stop.load(Ordering::Relaxed) {
             // The job ended while the driver ran; its staging may already be cleaned up, and
@@ -144,7 +139,7 @@ impl Engine {
                 if stop.load(Ordering::Relaxed) {
                     return Ok(()); // finished just as the job was canceled: the job ends it
                 }
-                self.task_transition(&task, &open, TaskStatus::Finalizing, |_| {}).await?;
+                self.jobs.task_transition(&task, &open, TaskStatus::Finalizing, |_| {}).await?;
                 let staged = StagedPackage { file_name: pkg.file_name.clone(), media_type: pkg.media_type.clone(), size: pkg.size, sha256: pkg.sha256.clone() };
                 // The record goes in after the package: its presence means the package is complete.
                 let tmp = out_dir.join(format!(".{STAGED_META}.tmp"));
@@ -155,7 +150,7 @@ impl Engine {
                 let records = pkg.records as i32;
                 let fp = pkg.fingerprint.clone();
                 let task = archive_task::Entity::find_by_id(task.id).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("task vanished"))?;
-                self.task_transition(&task, &[TaskStatus::Finalizing], TaskStatus::Finished, move |am| {
+                self.jobs.task_transition(&task, &[TaskStatus::Finalizing], TaskStatus::Finished, move |am| {
                     am.progress = Set(100);
                     am.fingerprint = Set(Some(fp));
                     am.finished_at = Set(Some(finished));
@@ -163,16 +158,16 @@ impl Engine {
                     am.records_total = Set(records);
                 })
                 .await?;
-                self.log(job.id, Some(task.id), LogLevel::Info, &format!("archived {} records into {} ({} bytes)", pkg.records, pkg.file_name, pkg.size)).await?;
+                self.jobs.log(job.id, Some(task.id), LogLevel::Info, &format!("archived {} records into {} ({} bytes)", pkg.records, pkg.file_name, pkg.size)).await?;
             }
             Err(ArchiveError::Cancelled) => {
                 let to = if timed_out { TaskStatus::Timeout } else { TaskStatus::Canceled };
-                self.task_transition(&task, &open, to, |am| am.finished_at = Set(Some(Utc::now()))).await?;
+                self.jobs.task_transition(&task, &open, to, |am| am.finished_at = Set(Some(Utc::now()))).await?;
             }
             Err(ArchiveError::Transient(e)) | Err(ArchiveError::Permanent(e)) if stop.load(Ordering::Relaxed) => {
                 tracing::debug!(error = %e, "task failed while being stopped");
                 let to = if timed_out { TaskStatus::Timeout } else { TaskStatus::Canceled };
-                self.task_transition(&task, &open, to, |am| am.finished_at = Set(Some(Utc::now()))).await?;
+                self.jobs.task_transition(&task, &open, to, |am| am.finished_at = Set(Some(Utc::now()))).await?;
             }
             Err(ArchiveError::Transient(e)) => self.fail_task(&task, format!("{e:#}"), true).await?,
             Err(ArchiveError::Permanent(e)) => self.fail_task(&task, format!("{e:#}"), false).await?,
@@ -181,8 +176,8 @@ impl Engine {
     }
 
     async fn fail_task(&self, task: &archive_task::Model, error: String, transient: bool) -> anyhow::Result<()> {
-        self.log(task.job_id, Some(task.id), LogLevel::Error, &format!("archiving failed: {error}")).await?;
-        self.task_transition(task, &[TaskStatus::Running], TaskStatus::Failed, move |am| {
+        self.jobs.log(task.job_id, Some(task.id), LogLevel::Error, &format!("archiving failed: {error}")).await?;
+        self.jobs.task_transition(task, &[TaskStatus::Running], TaskStatus::Failed, move |am| {
             am.error = Set(Some(error));
             am.failure_transient = Set(transient);
             am.finished_at = Set(Some(Utc::now()));
@@ -192,19 +187,19 @@ impl Engine {
     }
 
     /// While a task or chunk runs: raises `stop` when the job is canceled, ended or past its
-    /// deadline, hands the latest progress (once per tick, if it moved) to `on_progress`, and
-    /// calls `renew` every third of the lease time.
-    pub(super) fn spawn_ticker<P, R>(&self, job_id: Uuid, stop: Arc<AtomicBool>, mut rx: watch::Receiver<(u64, u64)>, on_progress: P, renew: R) -> tokio::task::JoinHandle<()>
+    /// deadline, or when the work's lease is `lost`; hands the latest progress (once per tick, if
+    /// it moved) to `on_progress`. Ends when the returned guard is dropped.
+    pub(super) fn spawn_ticker<P>(&self, job_id: Uuid, stop: Arc<AtomicBool>, lost: Arc<AtomicBool>, mut rx: watch::Receiver<(u64, u64)>, on_progress: P) -> AbortOnDrop
     where
         P: Fn(Engine, u64, u64) -> futures::future::BoxFuture<'static, ()> + Send + 'static,
-        R: Fn(Engine) -> futures::future::BoxFuture<'static, ()> + Send + 'static,
     {
         let engine = self.clone();
-        tokio::spawn(async move {
-            let mut last_lease = tokio::time::Instant::now();
-            let renew_every = Duration::from_secs((engine.settings.lease_seconds as u64 / 3).max(1));
+        AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(TICK).await;
+                if lost.load(Ordering::Relaxed) {
+                    stop.store(true, Ordering::Relaxed);
+                }
                 if let Ok(Some(job)) = archive_job::Entity::find_by_id(job_id).one(&engine.db).await {
                     let past_deadline = job.deadline.is_some_and(|d| Utc::now() > d);
                     if job.cancel_requested || past_deadline || job.status != JobStatus::ActivityArchiving.to_string() {
@@ -215,12 +210,8 @@ impl Engine {
                     let (done, total) = *rx.borrow_and_update();
                     on_progress(engine.clone(), done, total).await;
                 }
-                if last_lease.elapsed() >= renew_every {
-                    renew(engine.clone()).await;
-                    last_lease = tokio::time::Instant::now();
-                }
             }
-        })
+        }))
     }
 
     pub(super) async fn write_task_progress(&self, job_id: Uuid, task_id: i64, done: u64, total: u64) -> anyhow::Result<()> {
@@ -237,8 +228,8 @@ impl Engine {
         let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job_id)).all(&self.db).await?;
         let mean = tasks.iter().map(|t| t.progress as i64).sum::<i64>() / tasks.len().max(1) as i64;
         let (start, end) = JobStatus::ActivityArchiving.progress_range();
-        self.raise_progress(job_id, JobStatus::ActivityArchiving, start + ((end - start) as i64 * mean / 100) as i32).await?;
-        self.task_changed(job_id, task_id).await
+        self.jobs.raise_progress(job_id, JobStatus::ActivityArchiving, start + ((end - start) as i64 * mean / 100) as i32).await?;
+        self.jobs.task_changed(job_id, task_id).await
     }
 
     pub(super) async fn archive_request(&self, job: &archive_job::Model, task: &archive_task::Model) -> anyhow::Result<ArchiveRequest> {

@@ -18,6 +18,9 @@ pub struct Model {
     pub deleted_at: Option<DateTimeUtc>,
     pub deletion_reason: Option<String>,
     pub created_at: DateTimeUtc,
+    /// When the object was stored and verified; `None`: an intent recorded before the put, which
+    /// is not (yet) an archive file for anyone but the engine and the sweeper.
+    pub stored_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

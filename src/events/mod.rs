@@ -1,21 +1,40 @@
-//! Job events: every transition and progress change of a job, for subscriptions (and later
-//! webhooks and e-mail). In one process a broadcast channel carries them; on PostgreSQL they are
-//! sent with NOTIFY inside the transaction that made the change, so every `serve` and `worker`
-//! process (the sender included) receives them through LISTEN, and only once the change is committed.
-use std::sync::Arc;
+//! Readers of the durable event log (`job_event`, written by `jobs` in the same transaction as
+//! each change). One tailer per process reads new rows once, loads the jobs they name in one
+//! query, and broadcasts them to every local subscriber, so the database load of live progress
+//! does not grow with the number of subscribers. Across processes only the event id travels: on
+//! PostgreSQL the writer NOTIFYs it inside its transaction (delivered on commit), on SQLite (one
+//! process) the writer wakes the tailer after its commit. A poll every second covers a lost
+//! NOTIFY (e.g. while the database connection was down).
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use strum::{AsRefStr, Display, EnumString};
+use tokio::sync::{broadcast, Notify};
+use uuid::Uuid;
 
-use crate::entity::archive_job;
+use crate::entity::{archive_job, job_event};
 
-/// The NOTIFY channel.
+/// The NOTIFY channel; its payload is the event id.
 pub const CHANNEL: &str = "archiving_job_events";
 /// Events buffered per receiver before a slow one lags (it then reloads the current state).
 const CAPACITY: usize = 1024;
+/// The longest the tailer waits when nothing wakes it.
+const POLL: Duration = Duration::from_secs(1);
+/// How long a hole in the ids (a transaction that took an id and has not committed yet) holds
+/// back later events before it is taken for a rollback. An event committed later than that is
+/// still in the log (resuming subscribers get it), only not pushed live.
+const GAP_PATIENCE: Duration = Duration::from_secs(3);
+/// Rows read per look.
+const BATCH: u64 = 500;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Display, EnumString, AsRefStr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobEventKind {
     Created,
     StatusChanged,
@@ -26,72 +45,159 @@ pub enum JobEventKind {
     Deleted,
 }
 
-/// A change of a job, with the job as it was right after the change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A change of a job as subscribers see it: the job with the status, progress and sequence of
+/// the moment of the change; its other fields as they were when the event was read.
+#[derive(Debug, Clone)]
 pub struct JobEvent {
+    /// The event's id in the log; increases with commit order within a process's view.
+    pub id: i64,
     pub kind: JobEventKind,
     pub job: archive_job::Model,
     pub task_id: Option<i64>,
 }
 
+impl JobEvent {
+    /// Builds the event of a log row, given the job's current record (`None` when it is gone).
+    pub fn from_row(row: job_event::Model, current: Option<&archive_job::Model>) -> Option<Self> {
+        let mut job = match (current, &row.snapshot) {
+            (Some(j), _) => j.clone(),
+            (None, Some(s)) => serde_json::from_value(s.clone()).ok()?,
+            (None, None) => return None, // the job was removed and the event says nothing more
+        };
+        job.status = row.status;
+        job.progress = row.progress;
+        job.sequence = row.sequence;
+        let kind = row.kind.parse().ok()?;
+        Some(Self { id: row.id, kind, job, task_id: row.task_id })
+    }
+}
+
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Arc<JobEvent>>,
+    wake: Arc<Notify>,
     postgres: bool,
 }
 
 impl EventBus {
-    /// A bus for `db`; on PostgreSQL it starts the LISTEN task that feeds the local channel.
+    /// A bus for `db`: starts the tailer (and on PostgreSQL the LISTEN task that wakes it).
     pub async fn start(db: &DatabaseConnection) -> anyhow::Result<Self> {
         let (tx, _) = broadcast::channel(CAPACITY);
         let postgres = db.get_database_backend() == DbBackend::Postgres;
+        let wake = Arc::new(Notify::new());
         if postgres {
             let pool = db.get_postgres_connection_pool().clone();
             let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await?;
             listener.listen(CHANNEL).await?;
-            let tx = tx.clone();
+            let wake = wake.clone();
             tokio::spawn(async move {
                 loop {
-                    // recv reconnects by itself after a lost connection.
+                    // recv reconnects by itself after a lost connection; the tailer's poll
+                    // covers what was sent meanwhile.
                     match listener.recv().await {
-                        Ok(n) => match serde_json::from_str::<JobEvent>(n.payload()) {
-                            Ok(e) => {
-                                let _ = tx.send(Arc::new(e));
-                            }
-                            Err(e) => tracing::warn!(error = %e, "undecodable job event"),
-                        },
+                        Ok(_) => wake.notify_one(),
                         Err(e) => {
                             tracing::warn!(error = %e, "job event listener failed; retrying");
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            tokio::time::sleep(Duration::from_secs(1)).await;
                         }
                     }
                 }
             });
         }
-        Ok(Self { tx, postgres })
+        let last = job_event::Entity::find().select_only().column_as(job_event::Column::Id.max(), "m").into_tuple::<Option<i64>>().one(db).await?.flatten().unwrap_or(0);
+        tokio::spawn(Tailer { db: db.clone(), tx: tx.clone(), wake: wake.clone(), last, gap_since: None }.run());
+        Ok(Self { tx, wake, postgres })
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<JobEvent>> {
         self.tx.subscribe()
     }
 
-    /// Sends `event` as part of the transaction `conn` (PostgreSQL), or returns it so that the
-    /// caller delivers it with `deliver` after the commit (SQLite).
-    pub async fn emit<C: ConnectionTrait>(&self, conn: &C, event: JobEvent) -> anyhow::Result<Option<JobEvent>> {
+    /// Announces event `id` as part of the transaction `conn`: on PostgreSQL a NOTIFY that every
+    /// process receives once the transaction commits. On SQLite the writer calls
+    /// [`EventBus::committed`] after its commit instead.
+    pub async fn announce<C: ConnectionTrait>(&self, conn: &C, id: i64) -> anyhow::Result<()> {
         if self.postgres {
-            let payload = serde_json::to_string(&event)?;
-            conn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_notify($1, $2)", [CHANNEL.into(), payload.into()]))
-                .await?;
-            Ok(None)
-        } else {
-            Ok(Some(event))
+            conn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_notify($1, $2)", [CHANNEL.into(), id.to_string().into()])).await?;
+        }
+        Ok(())
+    }
+
+    /// Wakes this process's tailer: events were committed.
+    pub fn committed(&self) {
+        self.wake.notify_one();
+    }
+}
+
+struct Tailer {
+    db: DatabaseConnection,
+    tx: broadcast::Sender<Arc<JobEvent>>,
+    wake: Arc<Notify>,
+    /// The last id delivered (or skipped).
+    last: i64,
+    /// Since when the next id has been missing while later ones exist.
+    gap_since: Option<Instant>,
+}
+
+impl Tailer {
+    async fn run(mut self) {
+        loop {
+            let _ = tokio::time::timeout(POLL, self.wake.notified()).await;
+            loop {
+                match self.step().await {
+                    Ok(true) => continue, // a full batch: there may be more
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "reading the job event log failed; retrying");
+                        break;
+                    }
+                }
+            }
         }
     }
 
-    /// Delivers events `emit` handed back, once their transaction committed.
-    pub fn deliver(&self, events: impl IntoIterator<Item = JobEvent>) {
-        for e in events {
-            let _ = self.tx.send(Arc::new(e));
+    /// Reads and delivers what is new; true when there may be more right away.
+    async fn step(&mut self) -> anyhow::Result<bool> {
+        let rows = job_event::Entity::find().filter(job_event::Column::Id.gt(self.last)).order_by_asc(job_event::Column::Id).limit(BATCH).all(&self.db).await?;
+        if rows.is_empty() {
+            self.gap_since = None;
+            return Ok(false);
         }
+        // Deliver in id order up to the first hole; a hole that stays is a rolled-back writer.
+        let mut usable = 0;
+        let mut expected = self.last + 1;
+        for r in &rows {
+            if r.id != expected {
+                break;
+            }
+            usable += 1;
+            expected += 1;
+        }
+        if usable == 0 {
+            let since = *self.gap_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < GAP_PATIENCE {
+                return Ok(false);
+            }
+            usable = 1; // give up on the hole: take the next row as it is
+        }
+        self.gap_since = None;
+        let rows: Vec<job_event::Model> = rows.into_iter().take(usable).collect();
+        let full = rows.len() as u64 == BATCH;
+        let ids: Vec<Uuid> = {
+            let mut v: Vec<Uuid> = rows.iter().map(|r| r.job_id).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let jobs: std::collections::HashMap<Uuid, archive_job::Model> =
+            archive_job::Entity::find().filter(archive_job::Column::Id.is_in(ids)).all(&self.db).await?.into_iter().map(|j| (j.id, j)).collect();
+        for r in rows {
+            self.last = r.id;
+            let current = jobs.get(&r.job_id);
+            if let Some(e) = JobEvent::from_row(r, current) {
+                let _ = self.tx.send(Arc::new(e));
+            }
+        }
+        Ok(full)
     }
 }

@@ -1,8 +1,10 @@
-//! Live job progress over graphql-transport-ws. A subscription starts with the current state
-//! (taken after it began listening, so nothing falls in between), then delivers each change in
-//! order with the job's sequence number. Status changes are never dropped; runs of progress
-//! events are coalesced to the latest, so a slow client gets the newest state and memory stays
-//! bounded. A client too slow even for that gets the current state again.
+//! Live job progress over graphql-transport-ws, read from the durable event log. A subscription
+//! starts with the current state (taken after it began listening, so nothing falls in between) —
+//! or, when the client passes back where it was (`afterSequence`, `after`), with the logged
+//! events it missed — then delivers each change in order with the job's sequence number. Status
+//! changes are never dropped; runs of progress events are coalesced to the latest, so a slow
+//! client gets the newest state and memory stays bounded. A client too slow even for that gets
+//! the current state again.
 use std::collections::HashSet;
 
 use async_graphql::{Context, Result, Subscription, ID};
@@ -21,7 +23,7 @@ use crate::{
     engine::Engine,
     entity::{archive_job, course},
     events::{JobEvent, JobEventKind},
-    service::{jobs, Access},
+    service::{jobs::{self, Resume}, Access},
 };
 
 pub struct SubscriptionRoot;
@@ -65,28 +67,50 @@ async fn current(engine: &Engine, access: &Access, filter: &Filter) -> Vec<archi
     found.unwrap_or_default()
 }
 
-fn snapshot(job: archive_job::Model) -> ArchiveJobEvent {
-    ArchiveJobEvent { event: JobEvent { kind: JobEventKind::StatusChanged, job, task_id: None }, snapshot: true }
+/// A snapshot event; `cursor` is the newest logged event it covers.
+fn snapshot(job: archive_job::Model, cursor: i64) -> ArchiveJobEvent {
+    ArchiveJobEvent { event: JobEvent { id: cursor, kind: JobEventKind::StatusChanged, job, task_id: None }, snapshot: true }
 }
 
-fn stream(engine: Engine, access: Access, filter: Filter) -> impl Stream<Item = ArchiveJobEvent> {
+/// The most missed events a resuming subscriber is sent; one further behind starts over from
+/// the current state.
+const REPLAY_LIMIT: u64 = 1000;
+
+fn stream(engine: Engine, access: Access, filter: Filter, resume: Option<Resume>) -> impl Stream<Item = ArchiveJobEvent> {
     async_stream::stream! {
         // Listen first, then read the state: a change in between arrives as an event.
-        let mut rx = engine.bus.subscribe();
+        let mut rx = engine.jobs.events.subscribe();
         let mut last_seq: std::collections::HashMap<Uuid, i64> = Default::default();
-        for job in current(&engine, &access, &filter).await {
-            last_seq.insert(job.id, job.sequence);
-            yield snapshot(job);
+        let courses = match &filter { Filter::Courses(c) => c.clone(), Filter::Job(_) => None };
+        let missed = match resume {
+            Some(r) => jobs::missed_events(&engine.db, &access, r, courses.as_ref(), REPLAY_LIMIT).await.ok().filter(|m| (m.len() as u64) < REPLAY_LIMIT),
+            None => None,
+        };
+        match missed {
+            Some(events) => {
+                for e in events {
+                    last_seq.insert(e.job.id, e.job.sequence);
+                    yield ArchiveJobEvent { event: e, snapshot: false };
+                }
+            }
+            None => {
+                let cursor = jobs::latest_event_id(&engine.db).await.unwrap_or(0);
+                for job in current(&engine, &access, &filter).await {
+                    last_seq.insert(job.id, job.sequence);
+                    yield snapshot(job, cursor);
+                }
+            }
         }
         loop {
             let first = match rx.recv().await {
                 Ok(e) => e,
                 Err(RecvError::Lagged(_)) => {
                     // Too slow even for the buffer: send the current state and go on from there.
+                    let cursor = jobs::latest_event_id(&engine.db).await.unwrap_or(0);
                     for job in current(&engine, &access, &filter).await {
                         if last_seq.get(&job.id).is_none_or(|s| *s < job.sequence) {
                             last_seq.insert(job.id, job.sequence);
-                            yield snapshot(job);
+                            yield snapshot(job, cursor);
                         }
                     }
                     continue;
@@ -125,18 +149,23 @@ fn stream(engine: Engine, access: Access, filter: Filter) -> impl Stream<Item = 
 
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
-    /// One job: first its current state (kind SNAPSHOT), then every change.
-    async fn archive_job_updated(&self, ctx: &Context<'_>, job_id: ID) -> Result<impl Stream<Item = ArchiveJobEvent>> {
+    /// One job: first its current state (kind SNAPSHOT), then every change. After a reconnect,
+    /// pass the last `sequence` received as `afterSequence` to get the changes missed meanwhile
+    /// instead of the snapshot (kept for `eventRetentionDays`; further behind, a snapshot comes).
+    async fn archive_job_updated(&self, ctx: &Context<'_>, job_id: ID, after_sequence: Option<i64>) -> Result<impl Stream<Item = ArchiveJobEvent>> {
         let access = ctx.access()?.clone();
         let id = ids::decode_uuid(&job_id, NodeType::ArchiveJob)?;
         let engine = ctx.data_unchecked::<Engine>().clone();
         jobs::get(&engine.db, &access, id).await?;
-        Ok(stream(engine, access, Filter::Job(id)))
+        let resume = after_sequence.map(|s| Resume::JobAfterSequence(id, s));
+        Ok(stream(engine, access, Filter::Job(id), resume))
     }
 
     /// Every change of every job the caller may see, or of one course's jobs (for dashboards):
     /// first the unfinished jobs as they are (kind SNAPSHOT, newest 100), then every change.
-    async fn archive_jobs_changed(&self, ctx: &Context<'_>, course_id: Option<ID>) -> Result<impl Stream<Item = ArchiveJobEvent>> {
+    /// After a reconnect, pass the last event's `cursor` as `after` to get the changes missed
+    /// meanwhile instead of the snapshots.
+    async fn archive_jobs_changed(&self, ctx: &Context<'_>, course_id: Option<ID>, after: Option<String>) -> Result<impl Stream<Item = ArchiveJobEvent>> {
         let access = ctx.access()?.clone();
         access.require(Capability::View)?;
         let engine = ctx.data_unchecked::<Engine>().clone();
@@ -149,6 +178,10 @@ impl SubscriptionRoot {
             }
             None => visible,
         };
-        Ok(stream(engine, access, Filter::Courses(courses)))
+        let resume = match after {
+            Some(c) => Some(Resume::AfterEvent(c.parse::<i64>().map_err(|_| crate::error::AppError::BadInput("`after` is not a cursor of this subscription".into()))?)),
+            None => None,
+        };
+        Ok(stream(engine, access, Filter::Courses(courses), resume))
     }
 }

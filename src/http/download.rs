@@ -17,8 +17,7 @@ use sea_orm::EntityTrait;
 
 use crate::{
     app::AppState,
-    domain::StorageDriverKind,
-    entity::{archive_file, storage_backend},
+    entity::archive_file,
     service::downloads,
     storage::{self, StorageDriver, StorageError},
 };
@@ -60,32 +59,17 @@ async fn download(State(state): State<AppState>, Path(file_id): Path<String>, Ra
         return bare(StatusCode::FORBIDDEN);
     }
     let file = match archive_file::Entity::find_by_id(file_id).one(&state.db).await {
-        Ok(Some(f)) if f.deleted_at.is_none() => f,
+        Ok(Some(f)) if f.deleted_at.is_none() && f.stored_at.is_some() => f,
         Ok(_) => return bare(StatusCode::NOT_FOUND),
         Err(e) => {
             tracing::error!(file_id, error = %e, "download: loading the file");
             return bare(StatusCode::INTERNAL_SERVER_ERROR);
         }
     };
-    let backend = match storage_backend::Entity::find_by_id(file.storage_backend_id).one(&state.db).await {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            tracing::error!(file_id, backend_id = file.storage_backend_id, "download: the file's storage backend does not exist");
-            return bare(StatusCode::INTERNAL_SERVER_ERROR);
-        }
+    let driver = match storage::files::backend(&state.db, file.storage_backend_id).await {
+        Ok((_, d)) => d,
         Err(e) => {
-            tracing::error!(file_id, error = %e, "download: loading the storage backend");
-            return bare(StatusCode::INTERNAL_SERVER_ERROR);
-        }
-    };
-    let Ok(kind) = backend.driver.parse::<StorageDriverKind>() else {
-        tracing::error!(file_id, backend_id = backend.id, driver = %backend.driver, "download: unknown storage driver");
-        return bare(StatusCode::INTERNAL_SERVER_ERROR);
-    };
-    let driver = match storage::open(kind, &backend.settings) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(file_id, backend_id = backend.id, error = %e, "download: opening the storage backend");
+            tracing::error!(file_id, backend_id = file.storage_backend_id, error = %e, "download: opening the storage backend");
             return bare(StatusCode::INTERNAL_SERVER_ERROR);
         }
     };
@@ -306,6 +290,7 @@ mod tests {
             deleted_at: None,
             deletion_reason: None,
             created_at: Utc::now(),
+            stored_at: Some(Utc::now()),
         }
     }
 

@@ -129,10 +129,26 @@ async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").title("Archiving Manager").finish())
 }
 
+/// How long `/readyz` waits for the database: it must answer quickly even while the database
+/// does not (a load balancer's probe times out after a few seconds).
+const READY_DB_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Ready when the database answers with every migration applied and every part of this process
+/// (queue consumers, periodic runner) runs and beats. Otherwise 503, one line per failing part.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if crate::db::is_ready(&state.db).await {
-        (StatusCode::OK, "ready")
+    let mut problems = Vec::new();
+    match tokio::time::timeout(READY_DB_TIMEOUT, crate::db::is_ready(&state.db)).await {
+        Ok(true) => {}
+        Ok(false) => problems.push("database: unreachable, or migrations are pending".to_string()),
+        Err(_) => problems.push(format!("database: no answer within {} ms", READY_DB_TIMEOUT.as_millis())),
+    }
+    problems.extend(state.liveness.problems(crate::engine::worker::STALLED_AFTER));
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        for p in &problems {
+            tracing::debug!(problem = %p, "not ready");
+        }
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{}\n", problems.join("\n")))
     }
 }

@@ -40,7 +40,7 @@ pub struct ChunkMessage {
 }
 
 /// Heartbeats every 5 s; a worker silent for 3 of them is dead and its messages go back to the queue.
-const HEARTBEAT: Duration = Duration::from_secs(5);
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
 const MISSED_HEARTBEATS: usize = 3;
 /// Infrastructure failures (the database unreachable) are retried a few times by apalis; anything
 /// that outlives them is picked up again by the sweeper.

@@ -18,11 +18,11 @@ use crate::{
     domain::{
         filename::FilenamePattern, ActivityKind, JobOrigin, JobSettings, JobStatus, LogLevel, PolicyField, SettingsOverrides, TaskStatus,
     },
-    engine::{drivers, state::Patch, Engine},
-    entity::{activity, archive_file, archive_job, archive_job_transition, archive_task, course, job_log, storage_backend},
+    engine::{drivers, Engine},
+    entity::{activity, archive_file, archive_job, archive_job_transition, archive_task, course, job_event, job_log, storage_backend},
     error::{AppError, AppResult, UserError, UserErrorCode},
-    events::{JobEvent, JobEventKind},
-    storage::StorageError,
+    jobs::Patch,
+    storage,
 };
 
 /// The most activities one job may hold.
@@ -185,11 +185,9 @@ pub async fn create(engine: &Engine, access: &Access, input: CreateJob) -> AppRe
         .insert(&txn)
         .await?;
     }
-    let pending = engine.bus.emit(&txn, JobEvent { kind: JobEventKind::Created, job: job.clone(), task_id: None }).await?;
-    txn.commit().await?;
-    engine.bus.deliver(pending);
-    engine.log(job_id, None, LogLevel::Info, &format!("created by {} ({}) for {} activities", job.requested_by, job.origin, activities.len())).await?;
-    let job = engine.transition(job_id, JobStatus::Uninitialized, JobStatus::Queued, Patch::default(), "").await?.unwrap_or(job);
+    engine.jobs.log_in(&txn, job_id, None, LogLevel::Info, &format!("created by {} ({}) for {} activities", job.requested_by, job.origin, activities.len())).await?;
+    engine.jobs.commit_created(txn, &job).await?;
+    let job = engine.jobs.transition(job_id, JobStatus::Uninitialized, JobStatus::Queued, Patch::default(), "").await?.unwrap_or(job);
     // If this push is lost, the sweeper sends it again.
     if let Err(e) = engine.queue.push_stage(job_id, None).await {
         tracing::warn!(job = %job_id, error = %format!("{e:#}"), "could not queue the job now; the sweeper will");
@@ -247,15 +245,15 @@ pub async fn cancel(engine: &Engine, access: &Access, id: Uuid) -> AppResult<Out
     if matches!(s, JobStatus::Uninitialized | JobStatus::Queued) {
         let patch = Patch { cancel_requested: Some(true), finished_at: Some(Utc::now()), ..Default::default() };
         let note = format!("canceled by {}", access.principal.subject);
-        if engine.transition(id, s, JobStatus::Canceled, patch, &note).await?.is_some() {
+        if engine.jobs.transition(id, s, JobStatus::Canceled, patch, &note).await?.is_some() {
             let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(id)).all(&engine.db).await?;
             for t in tasks {
-                engine.task_transition(&t, &[TaskStatus::Created, TaskStatus::Queued], TaskStatus::Canceled, |am| am.finished_at = Set(Some(Utc::now()))).await?;
+                engine.jobs.task_transition(&t, &[TaskStatus::Created, TaskStatus::Queued], TaskStatus::Canceled, |am| am.finished_at = Set(Some(Utc::now()))).await?;
             }
             return Ok(Ok(get(&engine.db, access, id).await?));
         }
     }
-    engine.request_cancel(id, &access.principal.subject).await?;
+    engine.jobs.request_cancel(id, &access.principal.subject).await?;
     engine.queue.push_stage(id, None).await?;
     Ok(Ok(get(&engine.db, access, id).await?))
 }
@@ -280,7 +278,7 @@ pub async fn retry(engine: &Engine, access: &Access, id: Uuid) -> AppResult<Outc
         ..Default::default()
     };
     let note = format!("attempt {} requested by {}", job.attempt + 1, access.principal.subject);
-    let Some(j) = engine.transition(id, s, JobStatus::Queued, patch, &note).await? else {
+    let Some(j) = engine.jobs.transition(id, s, JobStatus::Queued, patch, &note).await? else {
         return Ok(Err(vec![user_error(&["id"], UserErrorCode::InvalidState, "the job changed meanwhile; look again")]));
     };
     engine.queue.push_stage(id, None).await?;
@@ -309,30 +307,18 @@ pub async fn delete(engine: &Engine, access: &Access, id: Uuid, delete_files: bo
             return Ok(Err(vec![user_error(&["deleteFiles"], UserErrorCode::FilesExist, "the job has stored files: delete them with it (deleteFiles: true)")]));
         }
         engine.remove_staging(id).await;
-        archive_job::Entity::delete_by_id(id).exec(db).await?;
-        // The last event of the job: one past the last sequence number it had.
-        let job = archive_job::Model { sequence: job.sequence + 1, ..job };
-        let pending = engine.bus.emit(db, JobEvent { kind: JobEventKind::Deleted, job, task_id: None }).await?;
-        engine.bus.deliver(pending);
+        engine.jobs.record_removed(&job).await?;
         return Ok(Ok(None));
     }
     let reason = format!("job deleted by {}", access.principal.subject);
     for f in files {
-        let driver = engine.driver(f.storage_backend_id).await?;
-        match driver.delete(&f.storage_key).await {
-            Ok(()) | Err(StorageError::NotFound) => {}
-            Err(e) => {
-                tracing::warn!(file = f.id, error = ?e, "deleting a stored file failed");
-                return Ok(Err(vec![user_error(&["id"], UserErrorCode::StorageUnavailable, format!("could not delete {} from its storage; nothing else was changed for it, try again", f.file_name))]));
-            }
+        if let Err(e) = storage::files::delete(db, &f, &reason).await {
+            tracing::warn!(file = f.id, error = %e, "deleting a stored file failed");
+            return Ok(Err(vec![user_error(&["id"], UserErrorCode::StorageUnavailable, format!("could not delete {} from its storage; nothing else was changed for it, try again", f.file_name))]));
         }
-        let mut am: archive_file::ActiveModel = f.into();
-        am.deleted_at = Set(Some(Utc::now()));
-        am.deletion_reason = Set(Some(reason.clone()));
-        am.update(db).await?;
     }
     engine.remove_staging(id).await;
-    let j = engine.transition(id, s, JobStatus::Deleted, Patch::default(), &reason).await?;
+    let j = engine.jobs.transition(id, s, JobStatus::Deleted, Patch::default(), &reason).await?;
     Ok(Ok(j))
 }
 
@@ -394,8 +380,15 @@ pub async fn tasks_of(db: &DatabaseConnection, job_ids: &[Uuid]) -> AppResult<st
     Ok(out)
 }
 
+/// The archive files of jobs: only stored ones (an intent whose object may not exist is the
+/// engine's business until it is confirmed).
 pub async fn files_of(db: &DatabaseConnection, job_ids: &[Uuid]) -> AppResult<std::collections::HashMap<Uuid, Vec<archive_file::Model>>> {
-    let rows = archive_file::Entity::find().filter(archive_file::Column::JobId.is_in(job_ids.to_vec())).order_by_asc(archive_file::Column::Id).all(db).await?;
+    let rows = archive_file::Entity::find()
+        .filter(archive_file::Column::JobId.is_in(job_ids.to_vec()))
+        .filter(archive_file::Column::StoredAt.is_not_null())
+        .order_by_asc(archive_file::Column::Id)
+        .all(db)
+        .await?;
     let mut out: std::collections::HashMap<Uuid, Vec<_>> = std::collections::HashMap::new();
     for r in rows {
         out.entry(r.job_id).or_default().push(r);
@@ -443,6 +436,7 @@ pub async fn files_visible(db: &DatabaseConnection, access: &Access, ids: &[i64]
     }
     let rows = archive_file::Entity::find()
         .filter(archive_file::Column::Id.is_in(ids.to_vec()))
+        .filter(archive_file::Column::StoredAt.is_not_null())
         .filter(archive_file::Column::JobId.in_subquery(visible_job_ids(access)))
         .all(db)
         .await?;
@@ -479,4 +473,43 @@ pub async fn unfinished(db: &DatabaseConnection, access: &Access, course_ids: Op
         q = q.filter(archive_job::Column::CourseId.is_in(c.iter().copied()));
     }
     Ok(q.order_by_desc(archive_job::Column::CreatedAt).limit(limit).all(db).await?)
+}
+
+/// Where a subscriber resumes after a reconnect.
+#[derive(Debug, Clone, Copy)]
+pub enum Resume {
+    /// One job's events after this sequence number.
+    JobAfterSequence(Uuid, i64),
+    /// Events (of jobs in these courses, or all visible) after this event id.
+    AfterEvent(i64),
+}
+
+/// The logged events a resuming subscriber missed, oldest first, at most `limit` (more means
+/// it is too far behind: it should start from the current state instead). Scoped like every
+/// other read: only jobs of courses the caller may view.
+pub async fn missed_events(db: &DatabaseConnection, access: &Access, resume: Resume, course_ids: Option<&HashSet<i64>>, limit: u64) -> AppResult<Vec<crate::events::JobEvent>> {
+    use sea_orm::QuerySelect;
+    let mut q = job_event::Entity::find().filter(access.filter_by_course(job_event::Column::CourseId, Capability::View));
+    q = match resume {
+        Resume::JobAfterSequence(job, seq) => q.filter(job_event::Column::JobId.eq(job)).filter(job_event::Column::Sequence.gt(seq)).order_by_asc(job_event::Column::Sequence),
+        Resume::AfterEvent(id) => q.filter(job_event::Column::Id.gt(id)).order_by_asc(job_event::Column::Id),
+    };
+    if let Some(c) = course_ids {
+        q = q.filter(job_event::Column::CourseId.is_in(c.iter().copied()));
+    }
+    let rows = q.limit(limit).all(db).await?;
+    let mut ids: Vec<Uuid> = rows.iter().map(|r| r.job_id).collect();
+    ids.sort();
+    ids.dedup();
+    let jobs: std::collections::HashMap<Uuid, archive_job::Model> = archive_job::Entity::find().filter(archive_job::Column::Id.is_in(ids)).all(db).await?.into_iter().map(|j| (j.id, j)).collect();
+    Ok(rows.into_iter().filter_map(|r| {
+        let current = jobs.get(&r.job_id);
+        crate::events::JobEvent::from_row(r, current)
+    }).collect())
+}
+
+/// The id of the newest logged event: where a subscriber starting now would resume from.
+pub async fn latest_event_id(db: &DatabaseConnection) -> AppResult<i64> {
+    use sea_orm::QuerySelect;
+    Ok(job_event::Entity::find().select_only().column_as(job_event::Column::Id.max(), "m").into_tuple::<Option<i64>>().one(db).await?.flatten().unwrap_or(0))
 }

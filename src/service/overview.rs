@@ -63,6 +63,7 @@ pub async fn overview(db: &DatabaseConnection, access: &Access, course_id: Optio
         .column_as(Expr::cust("CAST(SUM(archive_file.size_bytes) AS BIGINT)"), "bytes")
         .join(JoinType::InnerJoin, archive_file::Relation::ArchiveJob.def())
         .filter(archive_file::Column::DeletedAt.is_null())
+        .filter(archive_file::Column::StoredAt.is_not_null())
         .filter(access.filter_by_course(archive_job::Column::CourseId, Capability::View));
     if let Some(c) = course_id {
         stored_q = stored_q.filter(archive_job::Column::CourseId.eq(c));

@@ -116,10 +116,9 @@ pub async fn check(db: &DatabaseConnection, access: &Access, id: i64) -> AppResu
         return Err(AppError::Forbidden);
     }
     let b = storage_backend::Entity::find_by_id(id).one(db).await?.ok_or(AppError::NotFound)?;
-    let kind: StorageDriverKind = b.driver.parse().map_err(|_| AppError::internal("unknown storage driver"))?;
-    let health = match storage::open(kind, &b.settings) {
+    let health = match storage::files::driver(&b) {
         Ok(d) => d.health().await,
-        Err(e) => storage::HealthReport { reachable: false, free_bytes: None, used_bytes: None, error: Some(describe(&e)) },
+        Err(e) => storage::HealthReport { reachable: false, free_bytes: None, used_bytes: None, error: Some(e.message) },
     };
     let mut am: storage_backend::ActiveModel = b.into();
     am.health_checked_at = Set(Some(Utc::now()));

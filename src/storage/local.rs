@@ -61,15 +61,14 @@ impl LocalDirectory {
     }
 }
 
-/// Maps an I/O error: what retrying cannot fix is `Permanent`, the rest (a full disk included) is
-/// `Transient`.
+/// Maps an I/O error by the one classification (`domain::failure::io_failure`): a full disk, a
+/// read-only file system and a missing permission are transient, with a hint for the operator.
 fn io_error(context: &str, e: io::Error) -> StorageError {
-    use io::ErrorKind::*;
-    let msg = format!("{context}: {e}");
-    match e.kind() {
-        PermissionDenied | ReadOnlyFilesystem | NotADirectory | IsADirectory | InvalidInput | InvalidFilename | NotFound
-        | FileTooLarge | Unsupported => StorageError::Permanent(msg),
-        _ => StorageError::Transient(msg),
+    let f = crate::domain::failure::io_failure(context, &e);
+    if f.is_transient() {
+        StorageError::Transient(f.message)
+    } else {
+        StorageError::Permanent(f.message)
     }
 }
 
@@ -150,21 +149,6 @@ fn file_identity(meta: &fs::Metadata) -> Option<(u64, u64)> {
     }
 }
 
-/// Size and SHA-256 of an open file, read in chunks.
-fn hash_file(mut f: File) -> io::Result<StoredObject> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; COPY_BUFFER];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok(StoredObject { size, sha256: hex::encode(hasher.finalize()) })
-}
 
 /// The blocking heart of a put: `source` → temp file (hashed) → fsync → link → fsync dirs → read
 /// back. `rel` is trusted here (checked by the caller, or a reserved name of the driver).
@@ -226,7 +210,7 @@ fn store_blocking(root: &Path, rel: &str, source: &mut dyn Read, expected: &str)
     // and recreated it meanwhile; only ours may be removed if bad.
     let check = File::open(&dest).and_then(|f| {
         let identity = f.metadata().ok().as_ref().and_then(file_identity);
-        hash_file(f).map(|stored| (stored, identity))
+        super::hash_reader(f).map(|stored| (stored, identity))
     });
     match check {
         Ok((_, found)) if ours.is_some() && found != ours => Err(StorageError::AlreadyExists),

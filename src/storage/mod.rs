@@ -15,8 +15,9 @@ use bytes::Bytes;
 use futures::{stream::BoxStream, StreamExt};
 use sha2::{Digest, Sha256};
 
-use crate::domain::StorageDriverKind;
+use crate::domain::{Failure, StorageDriverKind};
 
+pub mod files;
 pub mod local;
 pub mod s3;
 
@@ -90,6 +91,19 @@ pub enum StorageError {
 impl StorageError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StorageError::Transient(_))
+    }
+
+    /// The failure of an operation on backend `backend`, classified once for every caller: a
+    /// mismatch after a put is retried (the put starts over), and so is a missing object (it may
+    /// be a moment from being visible); a conflict is not.
+    pub fn failure(self, backend: &str) -> Failure {
+        let on = |m: String| format!("storage backend {backend}: {m}");
+        match self {
+            StorageError::Transient(m) | StorageError::Integrity(m) => Failure::transient(on(m)),
+            StorageError::Permanent(m) => Failure::permanent(on(m)),
+            StorageError::AlreadyExists => Failure::permanent(on("the object already exists".into())),
+            StorageError::NotFound => Failure::transient(on("the object is missing".into())),
+        }
     }
 }
 
@@ -186,6 +200,31 @@ pub(crate) fn normalize_sha256(expected: &str) -> Result<String, StorageError> {
 /// SHA-256 of some bytes, lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Size and SHA-256 of what a reader yields: the one way a local file is hashed (the local
+/// driver's read-back, the engine's check of staged packages).
+pub fn hash_reader(mut r: impl std::io::Read) -> std::io::Result<StoredObject> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(StoredObject { size, sha256: hex::encode(hasher.finalize()) })
+}
+
+/// [`hash_reader`] of the file at `path`, off the async threads.
+pub async fn hash_path(path: &Path) -> std::io::Result<StoredObject> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || hash_reader(std::fs::File::open(path)?)).await.map_err(std::io::Error::other)?
 }
 
 /// Reads a stream to its end, hashing it.

@@ -366,10 +366,15 @@ impl ArchiveJobEvent {
             JobEventKind::Deleted => enums::ArchiveJobEventKind::Deleted,
         }
     }
-    /// The job as it was right after the change: its own fields are those of that moment; its
-    /// lists (tasks, files, logs) are read when the event is delivered.
+    /// The job: its `status`, `progress` and `sequence` are those right after the change; its
+    /// other fields and its lists (tasks, files, logs) are read when the event is delivered.
     async fn job(&self) -> ArchiveJob {
         ArchiveJob::new(self.event.job.clone())
+    }
+    /// Where this event stands in the event log: pass the last one received as
+    /// `archiveJobsChanged(after:)` to resume after a reconnect. Opaque.
+    async fn cursor(&self) -> String {
+        self.event.id.to_string()
     }
     /// The task that changed, for TASK_CHANGED events.
     async fn task_id(&self) -> Option<ID> {

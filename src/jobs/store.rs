@@ -1,20 +1,32 @@
 //! Job state in the database: transitions (checked against `domain`, conditional on the state
-//! they leave, logged, emitted), monotonic progress, job logs, and leases that let one worker at a
-//! time work on a job or a task. Used by the service layer and the pipeline alike.
-use chrono::{DateTime, Duration, Utc};
+//! they leave), monotonic progress and job logs. Every change is written together with its log
+//! line and its event row in one transaction, so the event log never misses a change and never
+//! tells of one that did not commit. Used by the service layer and the engine alike.
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::{Expr, ExprTrait},
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, Set,
     TransactionTrait,
 };
 use uuid::Uuid;
 
-use super::Engine;
 use crate::{
+    config::Settings,
     domain::{JobStatus, LogLevel, TaskStatus},
-    entity::{archive_job, archive_job_transition, archive_task, job_log},
-    events::{JobEvent, JobEventKind},
+    entity::{archive_job, archive_job_transition, archive_task, job_event, job_log},
+    events::{EventBus, JobEventKind},
+    faults,
 };
+
+/// The job store: the one writer of job and task state, their logs and their events.
+#[derive(Clone)]
+pub struct JobStore {
+    pub db: DatabaseConnection,
+    pub events: EventBus,
+    settings: Arc<Settings>,
+}
 
 /// Fields a transition may set besides the status.
 #[derive(Debug, Default, Clone)]
@@ -41,7 +53,11 @@ fn progress_expr(at_least: i32) -> Expr {
         .into()
 }
 
-impl Engine {
+impl JobStore {
+    pub fn new(db: DatabaseConnection, events: EventBus, settings: Arc<Settings>) -> Self {
+        Self { db, events, settings }
+    }
+
     /// Moves a job from `from` to `to` if it is still in `from`. Returns the job after the change,
     /// or `None` when another worker (or a user) moved it first.
     pub async fn transition(&self, job_id: Uuid, from: JobStatus, to: JobStatus, patch: Patch, note: &str) -> anyhow::Result<Option<archive_job::Model>> {
@@ -142,10 +158,9 @@ impl Engine {
         };
         let msg = if note.is_empty() { format!("{from} → {to}") } else { format!("{from} → {to}: {note}") };
         self.log_in(&txn, job_id, None, level, &msg).await?;
-        let pending = self.bus.emit(&txn, JobEvent { kind: JobEventKind::StatusChanged, job: job.clone(), task_id: None }).await?;
-        txn.commit().await?;
-        self.bus.deliver(pending);
+        self.commit_with_event(txn, &job, JobEventKind::StatusChanged, None, false).await?;
         tracing::info!(job = %job_id, %from, %to, "job transition");
+        faults::point(|| format!("job:{to}"));
         Ok(Some(job))
     }
 
@@ -160,15 +175,7 @@ impl Engine {
         note: Option<&str>,
     ) -> anyhow::Result<Option<archive_job::Model>> {
         let txn = self.db.begin().await?;
-        let res = update
-            .col_expr(archive_job::Column::Sequence, Expr::col(archive_job::Column::Sequence).add(1))
-            .filter(archive_job::Column::Id.eq(job_id))
-            .exec(&txn)
-            .await?;
-        let job = match res.rows_affected {
-            0 => None,
-            _ => archive_job::Entity::find_by_id(job_id).one(&txn).await?,
-        };
+        let job = self.change_in(&txn, job_id, update).await?;
         let Some(job) = job else {
             txn.rollback().await?;
             return Ok(None);
@@ -176,10 +183,63 @@ impl Engine {
         if let Some(note) = note {
             self.log_in(&txn, job_id, None, LogLevel::Info, note).await?;
         }
-        let pending = self.bus.emit(&txn, JobEvent { kind, job: job.clone(), task_id }).await?;
-        txn.commit().await?;
-        self.bus.deliver(pending);
+        self.commit_with_event(txn, &job, kind, task_id, false).await?;
         Ok(Some(job))
+    }
+
+    /// Runs `update` on the job within `txn`, raising its sequence; the job after it, if it changed.
+    async fn change_in(&self, txn: &DatabaseTransaction, job_id: Uuid, update: sea_orm::UpdateMany<archive_job::Entity>) -> anyhow::Result<Option<archive_job::Model>> {
+        let res = update
+            .col_expr(archive_job::Column::Sequence, Expr::col(archive_job::Column::Sequence).add(1))
+            .filter(archive_job::Column::Id.eq(job_id))
+            .exec(txn)
+            .await?;
+        Ok(match res.rows_affected {
+            0 => None,
+            _ => archive_job::Entity::find_by_id(job_id).one(txn).await?,
+        })
+    }
+
+    /// Writes the event of a change to `job` (as it now is) and commits the change with it.
+    async fn commit_with_event(&self, txn: DatabaseTransaction, job: &archive_job::Model, kind: JobEventKind, task_id: Option<i64>, keep_snapshot: bool) -> anyhow::Result<()> {
+        self.append_event(&txn, job, kind, task_id, keep_snapshot).await?;
+        txn.commit().await?;
+        self.events.committed();
+        Ok(())
+    }
+
+    /// Appends an event row for `job` within `conn`'s transaction and announces it.
+    async fn append_event<C: ConnectionTrait>(&self, conn: &C, job: &archive_job::Model, kind: JobEventKind, task_id: Option<i64>, keep_snapshot: bool) -> anyhow::Result<i64> {
+        let row = job_event::ActiveModel {
+            job_id: Set(job.id),
+            course_id: Set(job.course_id),
+            task_id: Set(task_id),
+            kind: Set(kind.to_string()),
+            sequence: Set(job.sequence),
+            status: Set(job.status.clone()),
+            progress: Set(job.progress),
+            snapshot: Set(if keep_snapshot { Some(serde_json::to_value(job)?) } else { None }),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .insert(conn)
+        .await?;
+        self.events.announce(conn, row.id).await?;
+        Ok(row.id)
+    }
+
+    /// Records a job just inserted in `txn` (its CREATED event) and commits.
+    pub async fn commit_created(&self, txn: DatabaseTransaction, job: &archive_job::Model) -> anyhow::Result<()> {
+        self.commit_with_event(txn, job, JobEventKind::Created, None, false).await
+    }
+
+    /// Records that a job's record was removed: the last event of the job, one past its last
+    /// sequence number, keeps what the job was.
+    pub async fn record_removed(&self, job: &archive_job::Model) -> anyhow::Result<()> {
+        let txn = self.db.begin().await?;
+        let job = archive_job::Model { sequence: job.sequence + 1, ..job.clone() };
+        archive_job::Entity::delete_by_id(job.id).exec(&txn).await?;
+        self.commit_with_event(txn, &job, JobEventKind::Deleted, None, true).await
     }
 
     /// Raises a job's progress (never lowers it) while it is in `status`, and emits it.
@@ -211,7 +271,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Moves a task from one of `from` to `to`; returns whether it moved.
+    /// Moves a task from one of `from` to `to`; returns whether it moved. The move, its log line
+    /// and the job's TASK_CHANGED event commit together.
     pub async fn task_transition(
         &self,
         task: &archive_task::Model,
@@ -223,16 +284,21 @@ impl Engine {
         am.status = Set(to.to_string());
         am.updated_at = Set(Utc::now());
         set(&mut am);
+        let txn = self.db.begin().await?;
         // Conditional on the old status, like job transitions.
-        let mut q = archive_task::Entity::update_many().set(am).filter(archive_task::Column::Id.eq(task.id));
-        q = q.filter(archive_task::Column::Status.is_in(from.iter().map(|s| s.to_string())));
-        let moved = q.exec(&self.db).await?.rows_affected > 0;
-        if moved {
-            self.log(task.job_id, Some(task.id), if to == TaskStatus::Failed { LogLevel::Error } else { LogLevel::Info }, &format!("task {} {} → {to}", task.id, task.status))
-                .await?;
-            self.task_changed(task.job_id, task.id).await?;
+        let q = archive_task::Entity::update_many().set(am).filter(archive_task::Column::Id.eq(task.id)).filter(archive_task::Column::Status.is_in(from.iter().map(|s| s.to_string())));
+        if q.exec(&txn).await?.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(false);
         }
-        Ok(moved)
+        let level = if to == TaskStatus::Failed { LogLevel::Error } else { LogLevel::Info };
+        self.log_in(&txn, task.job_id, Some(task.id), level, &format!("task {} {} → {to}", task.id, task.status)).await?;
+        match self.change_in(&txn, task.job_id, archive_job::Entity::update_many()).await? {
+            Some(job) => self.commit_with_event(txn, &job, JobEventKind::TaskChanged, Some(task.id), false).await?,
+            None => txn.commit().await?,
+        }
+        faults::point(|| format!("task:{to}"));
+        Ok(true)
     }
 
     /// Appends to a job's log, if `level` reaches the configured minimum.
@@ -240,7 +306,7 @@ impl Engine {
         self.log_in(&self.db, job_id, task_id, level, message).await
     }
 
-    async fn log_in<C: ConnectionTrait>(&self, conn: &C, job_id: Uuid, task_id: Option<i64>, level: LogLevel, message: &str) -> anyhow::Result<()> {
+    pub async fn log_in<C: ConnectionTrait>(&self, conn: &C, job_id: Uuid, task_id: Option<i64>, level: LogLevel, message: &str) -> anyhow::Result<()> {
         if level < self.settings.job_log_level {
             return Ok(());
         }
@@ -258,67 +324,3 @@ impl Engine {
     }
 }
 
-/// A lease on a job, task or chunk row: who works on it, until when. Taking it succeeds when it is
-/// free, expired, or already ours; holders renew it by taking it again while they work.
-pub struct Lease;
-
-impl Lease {
-    /// Takes the lease kept in the `owner`/`until` columns of the row `target` selects, setting
-    /// `also` in the same statement.
-    pub async fn take<E: EntityTrait>(
-        db: &DatabaseConnection,
-        target: Condition,
-        (owner_col, until_col): (E::Column, E::Column),
-        owner: &str,
-        ttl: Duration,
-        also: Vec<(E::Column, Expr)>,
-    ) -> anyhow::Result<bool> {
-        let now = Utc::now();
-        let mut q = E::update_many()
-            .col_expr(owner_col, Expr::val(Some(owner.to_string())).into())
-            .col_expr(until_col, Expr::val(Some(now + ttl)).into());
-        for (col, value) in also {
-            q = q.col_expr(col, value);
-        }
-        let free = Condition::any().add(until_col.is_null()).add(until_col.lt(now)).add(owner_col.eq(owner));
-        Ok(q.filter(target).filter(free).exec(db).await?.rows_affected > 0)
-    }
-
-    /// Lets go of a lease we hold, setting `also` in the same statement.
-    pub async fn release<E: EntityTrait>(
-        db: &DatabaseConnection,
-        target: Condition,
-        (owner_col, until_col): (E::Column, E::Column),
-        owner: &str,
-        also: Vec<(E::Column, Expr)>,
-    ) -> anyhow::Result<()> {
-        let mut q = E::update_many()
-            .col_expr(owner_col, Expr::val(None::<String>).into())
-            .col_expr(until_col, Expr::val(None::<DateTime<Utc>>).into());
-        for (col, value) in also {
-            q = q.col_expr(col, value);
-        }
-        q.filter(target).filter(owner_col.eq(owner)).exec(db).await?;
-        Ok(())
-    }
-
-    pub async fn take_job(db: &DatabaseConnection, job_id: Uuid, owner: &str, ttl: Duration) -> anyhow::Result<bool> {
-        let cols = (archive_job::Column::LeaseOwner, archive_job::Column::LeaseUntil);
-        Self::take::<archive_job::Entity>(db, Condition::all().add(archive_job::Column::Id.eq(job_id)), cols, owner, ttl, vec![]).await
-    }
-
-    pub async fn release_job(db: &DatabaseConnection, job_id: Uuid, owner: &str) -> anyhow::Result<()> {
-        let cols = (archive_job::Column::LeaseOwner, archive_job::Column::LeaseUntil);
-        Self::release::<archive_job::Entity>(db, Condition::all().add(archive_job::Column::Id.eq(job_id)), cols, owner, vec![]).await
-    }
-
-    pub async fn take_task(db: &DatabaseConnection, task_id: i64, owner: &str, ttl: Duration) -> anyhow::Result<bool> {
-        let cols = (archive_task::Column::LeaseOwner, archive_task::Column::LeaseUntil);
-        Self::take::<archive_task::Entity>(db, Condition::all().add(archive_task::Column::Id.eq(task_id)), cols, owner, ttl, vec![]).await
-    }
-
-    pub async fn release_task(db: &DatabaseConnection, task_id: i64, owner: &str) -> anyhow::Result<()> {
-        let cols = (archive_task::Column::LeaseOwner, archive_task::Column::LeaseUntil);
-        Self::release::<archive_task::Entity>(db, Condition::all().add(archive_task::Column::Id.eq(task_id)), cols, owner, vec![]).await
-    }
-}
