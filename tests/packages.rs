@@ -470,14 +470,14 @@ async fn bad_requests_are_permanent_errors() {
         let mut req = request(&f.quiz, COURSE, ArchiveFormat::Zip, archived_at());
         req.filename_pattern = pattern.into();
         let err = archive_activity(&f.lms, &req, tmp.path(), &NoProgress).await.unwrap_err();
-        assert!(matches!(err, ArchiveError::Permanent(_)), "{pattern}: {err:?}");
+        assert!(matches!(&err, ArchiveError::Failed(f) if !f.is_transient()), "{pattern}: {err:?}");
     }
     let mut req = request(&f.quiz, COURSE, ArchiveFormat::Zip, archived_at());
     req.activity.lms_id = "no-such-activity".into();
-    assert!(matches!(archive_activity(&f.lms, &req, tmp.path(), &NoProgress).await, Err(ArchiveError::Permanent(_))));
+    assert!(matches!(archive_activity(&f.lms, &req, tmp.path(), &NoProgress).await, Err(ArchiveError::Failed(f)) if !f.is_transient()));
     let mut req = request(&f.quiz, COURSE, ArchiveFormat::Zip, archived_at());
     req.activity.kind = ActivityKind::Assign;
-    assert!(matches!(archive_activity(&f.lms, &req, tmp.path(), &NoProgress).await, Err(ArchiveError::Permanent(_))));
+    assert!(matches!(archive_activity(&f.lms, &req, tmp.path(), &NoProgress).await, Err(ArchiveError::Failed(f)) if !f.is_transient()));
     // A hostile course name cannot move the package out of its folder.
     let mut req = request(&f.quiz, ("1", "../../etc", "x"), ArchiveFormat::Zip, archived_at());
     req.filename_pattern = "${courseShortName}".into();

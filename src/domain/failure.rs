@@ -62,18 +62,24 @@ impl From<anyhow::Error> for Failure {
 /// waits for its retry. What retrying cannot change (a missing source, a path that is a file,
 /// an invalid name, an unsupported operation) is permanent.
 pub fn io_failure(context: &str, e: &io::Error) -> Failure {
+    io_kind_failure(format!("{context}: {e}"), e.kind())
+}
+
+/// The failure of an I/O error of `kind` whose whole text is `message`, with the hint for
+/// operators appended.
+pub fn io_kind_failure(message: String, kind: io::ErrorKind) -> Failure {
     use io::ErrorKind::*;
-    let hint = match e.kind() {
+    let hint = match kind {
         StorageFull | QuotaExceeded => Some("the disk is full: free space or enlarge the volume"),
         ReadOnlyFilesystem => Some("the file system is read-only: remount it read-write"),
         PermissionDenied => Some("permission denied: let the server's user write there"),
         _ => None,
     };
     let message = match hint {
-        Some(h) => format!("{context}: {e} ({h})"),
-        None => format!("{context}: {e}"),
+        Some(h) => format!("{message} ({h})"),
+        None => message,
     };
-    match e.kind() {
+    match kind {
         NotFound | NotADirectory | IsADirectory | InvalidInput | InvalidFilename | FileTooLarge | Unsupported => Failure::permanent(message),
         _ => Failure::transient(message),
     }

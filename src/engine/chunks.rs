@@ -28,7 +28,7 @@ use super::{
     Engine,
 };
 use crate::{
-    domain::{JobStatus, LogLevel, TaskStatus},
+    domain::{Failure, JobStatus, LogLevel, TaskStatus},
     entity::{
         archive_chunk::{self, ChunkStatus},
         archive_job, archive_task,
@@ -48,7 +48,7 @@ pub(super) enum ChunkPlan {
     /// Every chunk is done: assemble these folders, in order.
     Ready(Vec<PathBuf>),
     /// A chunk failed: so does the task.
-    Failed { error: String, transient: bool },
+    Failed(Failure),
 }
 
 /// Progress for the assembly: only cancellation counts (the task's records are already done).
@@ -99,7 +99,7 @@ impl Engine {
         let of = chunks.len() as u64;
         if let Some(f) = chunks.iter().find(|c| is(c, ChunkStatus::Failed)) {
             let error = format!("{}: {}", describe(f, of), f.error.as_deref().unwrap_or("failed"));
-            return Ok(ChunkPlan::Failed { error, transient: f.failure_transient });
+            return Ok(ChunkPlan::Failed(if f.failure_transient { Failure::transient(error) } else { Failure::permanent(error) }));
         }
         if !chunks.iter().all(|c| is(c, ChunkStatus::Finished)) {
             return Ok(ChunkPlan::Waiting);
@@ -236,8 +236,8 @@ impl Engine {
                 }
             }
             Err(e) => {
-                let transient = matches!(e, ArchiveError::Transient(_));
-                let error = e.to_string(); // the cause with its context, as `{:#}`
+                let transient = matches!(&e, ArchiveError::Failed(f) if f.is_transient());
+                let error = e.to_string(); // the cause with its context
                 self.jobs.log(job.id, Some(task.id), LogLevel::Error, &format!("{} failed: {error}", describe(chunk, of))).await?;
                 self.end_chunk(chunk.id, owner, ChunkStatus::Failed, 0, Some(error), transient).await?;
             }

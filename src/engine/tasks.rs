@@ -23,7 +23,7 @@ use super::{
     Engine,
 };
 use crate::{
-    domain::{ActivityKind, JobStatus, LogLevel, TaskStatus},
+    domain::{ActivityKind, Failure, JobStatus, LogLevel, TaskStatus},
     entity::{activity, archive_content, archive_job, archive_task, course, person},
     jobs::{AbortOnDrop, Lease, LeaseGuard},
 };
@@ -114,9 +114,8 @@ impl Engine {
                 }
                 assembled
             }
-            Ok(ChunkPlan::Failed { error, transient: true }) => Err(ArchiveError::Transient(anyhow::anyhow!(error))),
-            Ok(ChunkPlan::Failed { error, transient: false }) => Err(ArchiveError::Permanent(anyhow::anyhow!(error))),
-            Err(e) => Err(ArchiveError::Transient(e)),
+            Ok(ChunkPlan::Failed(f)) => Err(ArchiveError::Failed(f)),
+            Err(e) => Err(ArchiveError::Failed(e.into())),
         };
         drop(ticker);
 
@@ -164,22 +163,21 @@ impl Engine {
                 let to = if timed_out { TaskStatus::Timeout } else { TaskStatus::Canceled };
                 self.jobs.task_transition(&task, &open, to, |am| am.finished_at = Set(Some(Utc::now()))).await?;
             }
-            Err(ArchiveError::Transient(e)) | Err(ArchiveError::Permanent(e)) if stop.load(Ordering::Relaxed) => {
+            Err(ArchiveError::Failed(e)) if stop.load(Ordering::Relaxed) => {
                 tracing::debug!(error = %e, "task failed while being stopped");
                 let to = if timed_out { TaskStatus::Timeout } else { TaskStatus::Canceled };
                 self.jobs.task_transition(&task, &open, to, |am| am.finished_at = Set(Some(Utc::now()))).await?;
             }
-            Err(ArchiveError::Transient(e)) => self.fail_task(&task, format!("{e:#}"), true).await?,
-            Err(ArchiveError::Permanent(e)) => self.fail_task(&task, format!("{e:#}"), false).await?,
+            Err(ArchiveError::Failed(f)) => self.fail_task(&task, f).await?,
         }
         Ok(())
     }
 
-    async fn fail_task(&self, task: &archive_task::Model, error: String, transient: bool) -> anyhow::Result<()> {
-        self.jobs.log(task.job_id, Some(task.id), LogLevel::Error, &format!("archiving failed: {error}")).await?;
+    async fn fail_task(&self, task: &archive_task::Model, f: Failure) -> anyhow::Result<()> {
+        self.jobs.log(task.job_id, Some(task.id), LogLevel::Error, &format!("archiving failed: {f}")).await?;
         self.jobs.task_transition(task, &[TaskStatus::Running], TaskStatus::Failed, move |am| {
-            am.error = Set(Some(error));
-            am.failure_transient = Set(transient);
+            am.failure_transient = Set(f.is_transient());
+            am.error = Set(Some(f.message));
             am.finished_at = Set(Some(Utc::now()));
         })
         .await?;

@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     domain::{
         filename::{record_time, safe_component, FilenamePattern, PatternError, Scope, Var, Vars},
-        ActivityKind, ArchiveFormat,
+        ActivityKind, ArchiveFormat, Failure,
     },
     engine::package::{self, Cancelled, MetadataRow, PackageSpec, PackageWriter},
     lms::{FileReader, LmsFile, LmsPerson, LmsRecord, LmsSource, RecordVersion},
@@ -137,39 +137,45 @@ impl Progress for NoProgress {
 pub enum ArchiveError {
     /// `Progress::cancelled` said so; nothing is left behind.
     Cancelled,
-    /// Worth retrying: the LMS or the disk failed, or the LMS data changed while being read.
-    Transient(anyhow::Error),
-    /// Retrying will not help: e.g. an invalid file name pattern, an unsupported or vanished
-    /// activity.
-    Permanent(anyhow::Error),
+    /// Transient (the LMS or the disk failed, the LMS data changed while being read) or
+    /// permanent (an invalid file name pattern, an unsupported or vanished activity).
+    Failed(Failure),
 }
 
 impl std::fmt::Display for ArchiveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ArchiveError::Cancelled => f.write_str("cancelled"),
-            ArchiveError::Transient(e) => write!(f, "{e:#}"),
-            ArchiveError::Permanent(e) => write!(f, "{e:#}"),
+            ArchiveError::Failed(e) => e.fmt(f),
         }
     }
 }
 
 impl std::error::Error for ArchiveError {}
 
+impl From<Failure> for ArchiveError {
+    fn from(f: Failure) -> Self {
+        ArchiveError::Failed(f)
+    }
+}
+
 fn transient(e: impl Into<anyhow::Error>) -> ArchiveError {
-    ArchiveError::Transient(e.into())
+    ArchiveError::Failed(Failure::transient(format!("{:#}", e.into())))
 }
 
 fn permanent(e: impl Into<anyhow::Error>) -> ArchiveError {
-    ArchiveError::Permanent(e.into())
+    ArchiveError::Failed(Failure::permanent(format!("{:#}", e.into())))
 }
 
-/// Package errors: a cancellation noticed inside a long copy, else transient (I/O).
+/// Package errors: a cancellation noticed inside a long copy; an I/O error classified by the one
+/// classification (a full staging disk is transient and says so); anything else transient.
 fn from_package(e: anyhow::Error) -> ArchiveError {
     if e.is::<Cancelled>() {
-        ArchiveError::Cancelled
-    } else {
-        ArchiveError::Transient(e)
+        return ArchiveError::Cancelled;
+    }
+    match e.chain().find_map(|c| c.downcast_ref::<std::io::Error>()) {
+        Some(io) => ArchiveError::Failed(crate::domain::failure::io_kind_failure(format!("writing the package: {e:#}"), io.kind())),
+        None => transient(e),
     }
 }
 
