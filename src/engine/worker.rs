@@ -91,14 +91,15 @@ pub async fn run(engine: Engine, liveness: Liveness, shutdown: impl Future<Outpu
     });
     let periodic = periodic::spawn(engine.clone(), periodic::tasks(&engine), liveness.clone());
     let tasks = engine.settings.worker_concurrency as usize;
-    let consumers = [(STAGE_QUEUE, STAGE_CONCURRENCY, 10), (TASK_QUEUE, tasks, 10), (CHUNK_QUEUE, tasks, 1)];
+    // (queue, worker name prefix, concurrency, messages fetched at once)
+    let consumers = [(STAGE_QUEUE, "stages", STAGE_CONCURRENCY, 10), (TASK_QUEUE, "tasks", tasks, 10), (CHUNK_QUEUE, "chunks", tasks, 1)];
     let mut running = Vec::new();
-    for (queue, concurrency, batch) in consumers {
+    for (queue, role, concurrency, batch) in consumers {
         let (engine, live, stop) = (engine.clone(), liveness.clone(), stop_rx.clone());
         running.push(tokio::spawn(supervise(queue, live.clone(), stop.clone(), move |run| {
             // A name per run: a restarted consumer re-using its name is refused until the old
             // heartbeat expires.
-            let name = format!("{}-{}-{run}", queue.trim_start_matches("archive-"), engine.process_id);
+            let name = format!("{role}-{}-{run}", engine.process_id);
             let part = part(queue);
             let mut stop = stop.clone();
             let stopped = async move {
