@@ -58,7 +58,7 @@ impl AppState {
             None => None,
         };
         let jwt = Arc::new(JwtKeys::from_settings(&settings)?);
-        let (db, statements) = db::connect(&settings.database_url()).await?;
+        let (db, statements) = db::connect_patiently(&settings.database_url()).await?;
         db::migrate(&db).await?;
         storage_backends::ensure_default(&db, &settings.data_dir).await?;
         let lms = lms_source(&settings);

@@ -46,6 +46,33 @@ pub async fn connect(url: &str) -> anyhow::Result<(DatabaseConnection, Statement
     Ok((db, counter))
 }
 
+/// As [`connect`], waiting for a database that is not reachable yet (it is starting, or down for
+/// a moment) instead of giving up: connection failures are retried with backoff up to 30 s
+/// apart, logged each time. What waiting cannot fix (a bad URL, wrong credentials) fails at once.
+pub async fn connect_patiently(url: &str) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match connect(url).await {
+            Ok(c) => return Ok(c),
+            Err(e) if is_unreachable(&e) => {
+                tracing::warn!(error = %format!("{e:#}"), "the database is unreachable; trying again in {} s", wait.as_secs());
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether an error means "the database cannot be reached now" (worth waiting for).
+fn is_unreachable(e: &anyhow::Error) -> bool {
+    use sea_orm::{sqlx, DbErr, RuntimeErr};
+    e.chain().any(|c| match c.downcast_ref::<DbErr>() {
+        Some(DbErr::Conn(RuntimeErr::SqlxError(se))) => matches!(**se, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)),
+        _ => c.downcast_ref::<std::io::Error>().is_some(),
+    })
+}
+
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await.context("applying database migrations")
 }

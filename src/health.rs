@@ -102,6 +102,31 @@ impl Liveness {
     }
 }
 
+/// Keeps a loop that fails the same way every second (the database is down) from flooding the
+/// log: a message is worth logging when it differs from the last one or a minute has passed.
+#[derive(Debug, Default)]
+pub struct QuietRepeats {
+    last: Option<(String, Instant)>,
+}
+
+impl QuietRepeats {
+    pub fn worth_logging(&mut self, message: &str) -> bool {
+        let fresh = match &self.last {
+            Some((m, at)) => m != message || at.elapsed() >= Duration::from_secs(60),
+            None => true,
+        };
+        if fresh {
+            self.last = Some((message.to_string(), Instant::now()));
+        }
+        fresh
+    }
+
+    /// The trouble is over: the next failure is logged again.
+    pub fn clear(&mut self) {
+        self.last = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +145,15 @@ mod tests {
         l.started("consumer a");
         l.beat("consumer b");
         assert!(l.problems(Duration::from_secs(60)).is_empty());
+    }
+
+    #[test]
+    fn repeated_messages_are_logged_once() {
+        let mut q = QuietRepeats::default();
+        assert!(q.worth_logging("db down"));
+        assert!(!q.worth_logging("db down"));
+        assert!(q.worth_logging("disk full"));
+        q.clear();
+        assert!(q.worth_logging("disk full"));
     }
 }

@@ -141,14 +141,22 @@ struct Tailer {
 
 impl Tailer {
     async fn run(mut self) {
+        let mut quiet = crate::health::QuietRepeats::default();
         loop {
             let _ = tokio::time::timeout(POLL, self.wake.notified()).await;
             loop {
                 match self.step().await {
-                    Ok(true) => continue, // a full batch: there may be more
-                    Ok(false) => break,
+                    Ok(more) => {
+                        quiet.clear();
+                        if !more {
+                            break;
+                        }
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "reading the job event log failed; retrying");
+                        let e = format!("{e:#}");
+                        if quiet.worth_logging(&e) {
+                            tracing::warn!(error = %e, "reading the job event log failed; retrying");
+                        }
                         break;
                     }
                 }

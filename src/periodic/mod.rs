@@ -22,7 +22,7 @@ use sea_orm::{
 use crate::{
     engine::Engine,
     entity::{job_event, periodic_run},
-    health::Liveness,
+    health::{Liveness, QuietRepeats},
     jobs::AbortOnDrop,
 };
 
@@ -76,10 +76,17 @@ pub async fn prune_events(db: &DatabaseConnection, keep: Duration) -> anyhow::Re
 pub fn spawn(engine: Engine, tasks: Vec<PeriodicTask>, liveness: Liveness) -> AbortOnDrop {
     AbortOnDrop(tokio::spawn(async move {
         liveness.started(PART);
+        let mut quiet: Vec<QuietRepeats> = tasks.iter().map(|_| QuietRepeats::default()).collect();
         loop {
-            for t in &tasks {
-                if let Err(e) = lead(&engine, t).await {
-                    tracing::warn!(task = t.name, error = %format!("{e:#}"), "periodic task failed");
+            for (t, quiet) in tasks.iter().zip(quiet.iter_mut()) {
+                match lead(&engine, t).await {
+                    Ok(()) => quiet.clear(),
+                    Err(e) => {
+                        let e = format!("{e:#}");
+                        if quiet.worth_logging(&e) {
+                            tracing::warn!(task = t.name, error = %e, "periodic task failed");
+                        }
+                    }
                 }
             }
             liveness.beat(PART);
