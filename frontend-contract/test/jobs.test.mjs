@@ -239,6 +239,47 @@ describe('archive jobs on the demo data', () => {
     }
   });
 
+  test('a subscriber that reconnects with afterSequence/after gets the changes it missed, without a snapshot', { timeout: TEST_TIMEOUT_MS }, async () => {
+    requireJob();
+    // The completed job's whole history is in the event log: resume from its first state.
+    const one = new Live(server, admin, 'ArchiveJobUpdated', { jobId: job.id, afterSequence: 0 });
+    let missed;
+    try {
+      missed = await one.until((e) => e.job.status === 'COMPLETED' && e.kind === 'STATUS_CHANGED', 'the missed changes up to COMPLETED');
+    } finally {
+      await one.close();
+    }
+    assert.ok(missed.every((e) => e.kind !== 'SNAPSHOT'), 'no snapshot when resuming');
+    const sequences = missed.map((e) => e.sequence);
+    assert.deepEqual(sequences, [...sequences].sort((a, b) => a - b), 'in order');
+    assert.equal(new Set(sequences).size, sequences.length, 'each change once');
+    const statuses = missed.filter((e) => e.kind === 'STATUS_CHANGED').map((e) => e.job.status);
+    assert.deepEqual(statuses, HAPPY_PATH, 'every status change of the job, in order');
+
+    // Resuming in the middle gives exactly what came after.
+    const half = sequences[Math.floor(sequences.length / 2)];
+    const two = new Live(server, admin, 'ArchiveJobUpdated', { jobId: job.id, afterSequence: half });
+    try {
+      const first = await two.next();
+      assert.notEqual(first.kind, 'SNAPSHOT');
+      assert.ok(first.sequence > half, `${first.sequence} > ${half}`);
+    } finally {
+      await two.close();
+    }
+
+    // The dashboard's cursor: resuming after the event before COMPLETED brings COMPLETED again.
+    const completed = missed.at(-1);
+    const beforeIt = missed.at(-2);
+    const dash = new Live(server, admin, 'ArchiveJobsChanged', { after: beforeIt.cursor });
+    try {
+      const events = await dash.until((e) => e.job.id === job.id && e.cursor === completed.cursor, 'the COMPLETED event again');
+      assert.ok(events.every((e) => e.kind !== 'SNAPSHOT'));
+      assert.equal(events.at(-1).job.status, 'COMPLETED');
+    } finally {
+      await dash.close();
+    }
+  });
+
   test('ArchiveJob: two files whose downloadUrl streams exactly sizeBytes with the recorded SHA-256 and ETag', { timeout: TEST_TIMEOUT_MS }, async () => {
     requireJob();
     const { archiveJob } = await q('ArchiveJob', { id: job.id });
