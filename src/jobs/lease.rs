@@ -148,3 +148,53 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    fn counting(result: fn() -> anyhow::Result<bool>) -> (Arc<AtomicUsize>, impl Fn() -> BoxFuture<'static, anyhow::Result<bool>> + Send + 'static) {
+        let n = Arc::new(AtomicUsize::new(0));
+        let c = n.clone();
+        (n, move || {
+            c.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move { result() })
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn renewal_stops_when_the_guard_is_dropped() {
+        let (n, renew) = counting(|| Ok(true));
+        let guard = LeaseGuard::hold(chrono::Duration::seconds(3), renew);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let renewed = n.load(Ordering::SeqCst);
+        assert!(renewed >= 9, "renewed every second: {renewed}");
+        assert!(!guard.lost());
+        // The work's future ends (or is dropped): nothing renews the lease any more.
+        drop(guard);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(n.load(Ordering::SeqCst), renewed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_that_cannot_be_renewed_in_time_is_lost() {
+        let (_, renew) = counting(|| Err(anyhow::anyhow!("the database is unreachable")));
+        let guard = LeaseGuard::hold(chrono::Duration::seconds(3), renew);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(!guard.lost(), "still within its time");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(guard.lost(), "past its time it may be someone else's");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_taken_over_is_lost_at_once() {
+        let (n, renew) = counting(|| Ok(false));
+        let guard = LeaseGuard::hold(chrono::Duration::seconds(3), renew);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(guard.lost());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(n.load(Ordering::SeqCst), 1, "renewal stops once the lease is gone");
+    }
+}

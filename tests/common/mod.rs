@@ -224,6 +224,7 @@ macro_rules! on_both_databases {
         }
     )+};
 }
+pub mod jobs;
 pub mod moto;
 pub mod py;
 pub mod ws;
