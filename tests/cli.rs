@@ -199,3 +199,22 @@ fn first_start_serves_the_demo_with_a_bootstrap_token_and_stops_on_sigterm() {
     let answer = post_graphql(port, &token, "{ courses { totalCount } categories { totalCount } activities { totalCount } }");
     assert_eq!(answer["data"], serde_json::json!({"courses": {"totalCount": 9}, "categories": {"totalCount": 3}, "activities": {"totalCount": 30}}));
 }
+
+/// On SQLite, events and leases do not cross processes: a second `serve` or `worker` on the same
+/// data directory refuses to start, saying which process holds it and what to do instead.
+#[test]
+fn a_second_process_on_one_sqlite_data_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let port = free_port();
+    let (server, _) = start(data, port);
+    wait_ready(port);
+    for args in [&["worker"][..], &["serve", "--no-workers"][..]] {
+        let out = cmd(args, &[("ARCHIVING_DATA_DIR", data), ("ARCHIVING_LISTEN", &format!("127.0.0.1:{}", free_port()))]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started beside a running server: {err}");
+        assert!(err.contains(&format!("pid {}", server.0.id())) && err.contains(data) && err.contains("PostgreSQL"), "{args:?}: {err}");
+    }
+    // The first one is unharmed.
+    assert_eq!(reqwest::blocking_get(&format!("http://127.0.0.1:{port}/readyz")).unwrap(), 200);
+}
