@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::{
@@ -146,11 +146,24 @@ impl Engine {
         let Some(failed) = job.failed_stage.as_deref().and_then(|s| s.parse::<JobStatus>().ok()).filter(|s| s.is_stage()) else {
             return Ok(JobStatus::PreProcessing);
         };
-        let after_archiving = crate::domain::job::STAGES.iter().position(|s| *s == failed) > Some(1);
-        if after_archiving {
+        let position = |s: JobStatus| crate::domain::job::STAGES.iter().position(|x| *x == s);
+        if position(failed) > position(JobStatus::ActivityArchiving) {
             let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job.id)).all(&self.db).await?;
             if !tasks.iter().all(|t| self.is_staged(job.id, t.id)) {
                 return Ok(JobStatus::ActivityArchiving);
+            }
+            // A failed job's stored files were discarded: a stage after STORE needs them again.
+            if position(failed) > position(JobStatus::Store) {
+                let stored = archive_file::Entity::find()
+                    .filter(archive_file::Column::JobId.eq(job.id))
+                    .filter(archive_file::Column::DeletedAt.is_null())
+                    .filter(archive_file::Column::StoredAt.is_not_null())
+                    .count(&self.db)
+                    .await?;
+                let wanted = (tasks.len() * job_settings(job)?.storage_backends.len()) as u64;
+                if stored < wanted {
+                    return Ok(JobStatus::Store);
+                }
             }
         }
         Ok(failed)
