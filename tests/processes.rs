@@ -5,153 +5,25 @@
 //! activity archived in chunks spreads over two worker processes.
 mod common;
 
-use std::{
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use archiving_manager::auth::{JwtKeys, Principal, Role};
-use common::{ws::Subscription, Backend, SECRET};
+use common::{
+    procs::{database_for, files_under, free_port, spawn, spawn_with, Api, Proc},
+    ws::Subscription,
+    Backend,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-
-const BIN: &str = env!("CARGO_BIN_EXE_archiving-manager");
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str], data: &Path, db_url: &str, port: u16) -> Proc {
-    spawn_with(args, data, db_url, port, &[])
-}
-
-/// As `spawn`, with more (or overriding) settings.
-fn spawn_with(args: &[&str], data: &Path, db_url: &str, port: u16, env: &[(&str, &str)]) -> Proc {
-    let child = Command::new(BIN)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("ARCHIVING_DATA_DIR", data)
-        .env("ARCHIVING_DATABASE_URL", db_url)
-        .env("ARCHIVING_JWT_SECRET", SECRET)
-        .env("ARCHIVING_LISTEN", format!("127.0.0.1:{port}"))
-        .env("ARCHIVING_DEMO_RECORD_DELAY_MS", "25")
-        .env("ARCHIVING_LEASE_SECONDS", "5")
-        .env("ARCHIVING_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the binary");
-    Proc(child)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn admin_token(data: &Path) -> String {
-    let mut s = common::settings_for(data, "sqlite::memory:".into());
-    s.jwt_secret = Some(SECRET.to_string().into());
-    let keys = JwtKeys::from_settings(&s).unwrap();
-    keys.mint(&Principal { subject: "ops".into(), roles: vec![Role::Admin], courses: vec![], categories: vec![] }, Duration::from_secs(3600)).unwrap()
-}
-
-struct Api {
-    http: reqwest::Client,
-    port: u16,
-    token: String,
-}
-
-impl Api {
-    async fn gql(&self, query: &str, variables: Value) -> Value {
-        let body: Value = self
-            .http
-            .post(format!("http://127.0.0.1:{}/graphql", self.port))
-            .bearer_auth(&self.token)
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(body.get("errors").is_none(), "{body}");
-        body["data"].clone()
-    }
-
-    async fn ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(r) = self.http.get(format!("http://127.0.0.1:{}/readyz", self.port)).send().await {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("API process did not become ready");
-    }
-
-    async fn job(&self, id: &str) -> Value {
-        self.gql(
-            "query($id: ID!) { archiveJob(id: $id) { status error tasks { status recordsDone recordsTotal } files { fileName sha256 sizeBytes deletedAt storageBackend { name } } } }",
-            json!({"id": id}),
-        )
-        .await["archiveJob"]
-            .clone()
-    }
-
-    async fn wait(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(240);
-        loop {
-            let j = self.job(id).await;
-            if done(&j) {
-                return j;
-            }
-            assert!(Instant::now() < deadline, "job never reached {what}: {j:#}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files_under(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
 
 const HAPPY_PATH: [&str; 8] = ["QUEUED", "PRE_PROCESSING", "ACTIVITY_ARCHIVING", "POST_PROCESSING", "STORE", "SIGN", "CLEANUP", "COMPLETED"];
 
 async fn a_killed_worker_loses_nothing(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let (db_url, _pg) = match backend {
-        Backend::Sqlite => (format!("sqlite://{}?mode=rwc", data.join("am.db").display()), None),
-        Backend::Postgres => {
-            let (url, name) = common::fresh_postgres_database().await;
-            (url, Some(common::DropDatabase(name)))
-        }
-    };
+    let (db_url, _pg) = database_for(backend, data).await;
     let port = free_port();
     let api_proc = spawn(&["serve", "--no-workers"], data, &db_url, port);
-    let api = Api { http: reqwest::Client::new(), port, token: admin_token(data) };
+    let api = Api::new(port, data);
     api.ready().await;
 
     // On PostgreSQL, events cross processes: subscribe on the API process before anything runs.
@@ -251,17 +123,11 @@ async fn one_activity_spreads_over_two_workers(backend: Backend) {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let (db_url, _pg) = match backend {
-        Backend::Sqlite => (format!("sqlite://{}?mode=rwc", data.join("am.db").display()), None),
-        Backend::Postgres => {
-            let (url, name) = common::fresh_postgres_database().await;
-            (url, Some(common::DropDatabase(name)))
-        }
-    };
+    let (db_url, _pg) = database_for(backend, data).await;
     let port = free_port();
     let env = [("ARCHIVING_CHUNK_RECORDS", "10"), ("ARCHIVING_DEMO_RECORD_DELAY_MS", "20")];
     let _api_proc = spawn_with(&["serve", "--no-workers"], data, &db_url, port, &env);
-    let api = Api { http: reqwest::Client::new(), port, token: admin_token(data) };
+    let api = Api::new(port, data);
     api.ready().await;
     // One after the other: two processes syncing the demo LMS into SQLite at the same instant
     // can make one of them fail to start ("database is locked").
@@ -297,17 +163,11 @@ async fn a_worker_killed_amid_chunks_loses_nothing(backend: Backend) {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let (db_url, _pg) = match backend {
-        Backend::Sqlite => (format!("sqlite://{}?mode=rwc", data.join("am.db").display()), None),
-        Backend::Postgres => {
-            let (url, name) = common::fresh_postgres_database().await;
-            (url, Some(common::DropDatabase(name)))
-        }
-    };
+    let (db_url, _pg) = database_for(backend, data).await;
     let port = free_port();
     let env = [("ARCHIVING_CHUNK_RECORDS", "10"), ("ARCHIVING_DEMO_RECORD_DELAY_MS", "40")];
     let _api_proc = spawn_with(&["serve", "--no-workers"], data, &db_url, port, &env);
-    let api = Api { http: reqwest::Client::new(), port, token: admin_token(data) };
+    let api = Api::new(port, data);
     api.ready().await;
     let db = sea_orm::Database::connect(&db_url).await.unwrap();
     let mut first = vec![spawn_with(&["worker"], data, &db_url, free_port(), &env)];

@@ -228,3 +228,4 @@ pub mod moto;
 pub mod py;
 pub mod ws;
 pub mod bagit;
+pub mod procs;
