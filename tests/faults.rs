@@ -377,7 +377,9 @@ struct Fleet {
     procs: Vec<Proc>,
 }
 
-const STORM_ENV: &[(&str, &str)] = &[("ARCHIVING_DEMO_RECORD_DELAY_MS", "20"), ("ARCHIVING_CHUNK_RECORDS", "25")];
+/// Slow records keep the jobs working while the kills come; chunks let a large activity progress
+/// between kills and spread over both workers.
+const STORM_ENV: &[(&str, &str)] = &[("ARCHIVING_DEMO_RECORD_DELAY_MS", "40"), ("ARCHIVING_CHUNK_RECORDS", "25")];
 
 impl Fleet {
     fn start(&self, i: usize) -> Proc {
@@ -465,7 +467,7 @@ async fn sigkill_storm() {
             let (_, acts) = planned.remove(0);
             jobs.push(create_storm_job(&api, &mut fleet, acts).await);
         }
-        tokio::time::sleep(Duration::from_millis(rng.random_range(200..2000))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..1200))).await;
         let victim = rng.random_range(0..fleet.procs.len());
         fleet.procs[victim].kill(); // SIGKILL
         println!("storm: kill {k}/{kills}: {} at +{:.1} s", Fleet::name(victim), started.elapsed().as_secs_f64());
