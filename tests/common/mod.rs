@@ -229,3 +229,5 @@ pub mod moto;
 pub mod py;
 pub mod ws;
 pub mod bagit;
+pub mod pgcluster;
+pub mod procs;
