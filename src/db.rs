@@ -73,8 +73,18 @@ fn is_unreachable(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Applies pending migrations. On PostgreSQL, processes starting together take turns (a session
+/// advisory lock): two migrators at once collide on the catalog (`duplicate key … pg_type`).
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None).await.context("applying database migrations")
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Migrator::up(db, None).await.context("applying database migrations");
+    }
+    const KEY: i64 = 7_340_432;
+    let mut lock = db.get_postgres_connection_pool().acquire().await.context("connecting to the database")?;
+    sea_orm::sqlx::query("SELECT pg_advisory_lock($1)").bind(KEY).execute(&mut *lock).await.context("waiting for other processes' migrations")?;
+    let result = Migrator::up(db, None).await.context("applying database migrations");
+    let _ = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)").bind(KEY).execute(&mut *lock).await;
+    result
 }
 
 /// True when the database answers and every migration is applied.

@@ -238,8 +238,8 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// What a run must leave behind, however it was disturbed, read from the database itself:
 /// - every job is final;
-/// - a COMPLETED job has exactly one live (not deleted) archive file per task and storage backend
-///   of its settings, and no other; a job that ended otherwise has no live file;
+/// - a COMPLETED job has exactly one live (not deleted), confirmed archive file per task and
+///   storage backend of its settings, and no other; a job that ended otherwise has no live file;
 /// - every file under a local storage directory is a live archive file of that backend (nothing
 ///   unreferenced: no orphan, no temporary file), and its SHA-256 and size are the recorded ones;
 /// - the staging directory holds no files.
@@ -270,6 +270,8 @@ pub async fn assert_invariants(db_url: &str, staging: &Path) {
                 assert_eq!(n, 1, "job {} task {} has {n} live packages on {name}, not one: {job_files:#?}", job.id, t.id);
             }
         }
+        let unconfirmed: Vec<&&&archive_file::Model> = job_files.iter().filter(|f| f.stored_at.is_none()).collect();
+        assert!(unconfirmed.is_empty(), "job {} completed with unconfirmed files: {unconfirmed:#?}", job.id);
         let expected = job_tasks.len() * settings.storage_backends.len();
         assert_eq!(job_files.len(), expected, "job {} has live files beyond one per task and backend: {job_files:#?}", job.id);
     }
