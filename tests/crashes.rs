@@ -158,19 +158,5 @@ async fn a_job_canceled_after_a_crash_between_put_and_record_leaves_nothing(back
     assert_invariants(&db_url, &dir.path().join("staging")).await;
 }
 
-macro_rules! with_backend {
-    ($($name:ident),+) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await
-            }
-        }
-    )+};
-}
 
-with_backend!(every_crash_point_is_recovered, a_job_canceled_after_a_crash_between_put_and_record_leaves_nothing);
+with_each_backend!(every_crash_point_is_recovered, a_job_canceled_after_a_crash_between_put_and_record_leaves_nothing);

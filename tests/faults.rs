@@ -267,29 +267,15 @@ impl Drop for Tmpfs {
     }
 }
 
-mod read_only_storage {
-    use super::{storage_fault, Backend, StorageFault};
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        storage_fault(Backend::Sqlite, StorageFault::ReadOnly).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        storage_fault(Backend::Postgres, StorageFault::ReadOnly).await
-    }
+async fn read_only_storage(backend: Backend) {
+    storage_fault(backend, StorageFault::ReadOnly).await
 }
 
-mod full_storage {
-    use super::{storage_fault, Backend, StorageFault};
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        storage_fault(Backend::Sqlite, StorageFault::Full).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        storage_fault(Backend::Postgres, StorageFault::Full).await
-    }
+async fn full_storage(backend: Backend) {
+    storage_fault(backend, StorageFault::Full).await
 }
+
+with_each_backend!(read_only_storage, full_storage);
 
 /// The processes of a test: on SQLite one `serve` (one process owns a data directory), on
 /// PostgreSQL an API process and a worker process.

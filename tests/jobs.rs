@@ -442,22 +442,8 @@ on_both_databases!(
     logs_page_without_loss_and_filter_by_level,
 );
 
-macro_rules! with_backend {
-    ($($name:ident),+) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await
-            }
-        }
-    )+};
-}
 
-with_backend!(
+with_each_backend!(
     cancel_takes_effect_between_steps,
     a_job_past_its_deadline_ends_in_timeout_and_stays_there,
     transient_errors_are_retried_with_backoff_then_fail_and_a_retry_resumes,

@@ -260,16 +260,6 @@ async fn a_worker_killed_amid_chunks_loses_nothing(backend: Backend) {
     drop(api_proc);
 }
 
-mod a_worker_killed_amid_chunks_loses_nothing {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::a_worker_killed_amid_chunks_loses_nothing(super::Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::a_worker_killed_amid_chunks_loses_nothing(super::Backend::Postgres).await
-    }
-}
 
 /// Waits until `n` worker processes have registered their queue workers with apalis (each process
 /// does so after its start-up), checking that every process is still running.
@@ -303,13 +293,4 @@ mod one_activity_spreads_over_two_workers {
     }
 }
 
-mod a_killed_worker_loses_nothing {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::a_killed_worker_loses_nothing(super::Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::a_killed_worker_loses_nothing(super::Backend::Postgres).await
-    }
-}
+with_each_backend!(a_killed_worker_loses_nothing, a_worker_killed_amid_chunks_loses_nothing);

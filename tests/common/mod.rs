@@ -225,6 +225,23 @@ macro_rules! on_both_databases {
     )+};
 }
 pub mod jobs;
+/// Runs an `async fn(Backend)` as two tests, `NAME::sqlite` and `NAME::postgres`, for tests that
+/// start their own processes or settings instead of a ready `TestApp`.
+#[macro_export]
+macro_rules! with_each_backend {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )+};
+}
 pub mod moto;
 pub mod py;
 pub mod ws;
