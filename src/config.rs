@@ -81,6 +81,18 @@ pub struct Settings {
     pub event_retention_days: u32,
     /// Log output: `text` (for people) or `json` (one object per line, for log collectors).
     pub log_format: LogFormat,
+    /// Largest request body accepted, in bytes; a larger one is answered 413 without being read.
+    pub max_body_bytes: u64,
+    /// Seconds a request body may pause (no data arriving) before the request is ended with 408.
+    pub request_body_timeout_seconds: u32,
+    /// HTTP requests handled at once; more are answered 503 with `Retry-After` at once (health
+    /// probes and open WebSockets do not count).
+    pub max_concurrent_requests: u32,
+    /// Origins (`https://spa.example.org`) whose browser scripts may call the API (CORS). Empty:
+    /// no CORS headers, so only same-origin pages can.
+    pub cors_allowed_origins: Vec<String>,
+    /// Seconds a WebSocket may stay open without `connection_init` before it is closed with 4408.
+    pub ws_init_timeout_seconds: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -123,6 +135,11 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             chunk_records: 500,
             public_url: None,
+            max_body_bytes: 1024 * 1024,
+            request_body_timeout_seconds: 30,
+            max_concurrent_requests: 256,
+            cors_allowed_origins: Vec::new(),
+            ws_init_timeout_seconds: 10,
         }
     }
 }
@@ -136,13 +153,18 @@ const KEYS: &[&str] = &[
     "listen", "data_dir", "database_url", "jwt_secret", "jwt_issuer", "jwt_audience", "jwt_algorithm",
     "jwt_public_key_file", "jwt_private_key_file", "lms", "demo_scale", "log", "max_concurrent_jobs", "worker_concurrency",
     "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds", "job_log_level", "staging_dir", "demo_record_delay_ms",
-    "public_url", "chunk_records", "event_retention_days", "log_format",
+    "public_url", "chunk_records", "event_retention_days", "log_format", "max_body_bytes", "request_body_timeout_seconds",
+    "max_concurrent_requests", "cors_allowed_origins", "ws_init_timeout_seconds",
 ];
 
 const NUMERIC_KEYS: &[&str] = &[
     "demo_scale", "max_concurrent_jobs", "worker_concurrency", "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds",
-    "demo_record_delay_ms", "chunk_records", "event_retention_days",
+    "demo_record_delay_ms", "chunk_records", "event_retention_days", "max_body_bytes", "request_body_timeout_seconds",
+    "max_concurrent_requests", "ws_init_timeout_seconds",
 ];
+
+/// Settings that are lists: comma-separated in the environment.
+const LIST_KEYS: &[&str] = &["cors_allowed_origins"];
 
 fn name(key: &str) -> String {
     format!("setting `{key}` ({ENV_PREFIX}{})", key.to_uppercase())
@@ -177,6 +199,9 @@ impl Settings {
             // Text settings stay text even when they look like a number (a numeric secret, say).
             let value: figment::value::Value = if NUMERIC_KEYS.contains(&k.as_str()) {
                 v.parse().unwrap_or_else(|never| match never {})
+            } else if LIST_KEYS.contains(&k.as_str()) {
+                let items: Vec<String> = v.split(',').map(str::trim).filter(|i| !i.is_empty()).map(String::from).collect();
+                figment::value::Value::from(items)
             } else {
                 figment::value::Value::from(v.clone())
             };
@@ -248,10 +273,36 @@ impl Settings {
         if self.lease_seconds < 3 {
             return err("lease_seconds", "must be at least 3");
         }
+        if self.max_body_bytes < 1024 {
+            return err("max_body_bytes", "must be at least 1024");
+        }
+        if self.request_body_timeout_seconds == 0 {
+            return err("request_body_timeout_seconds", "must be at least 1");
+        }
+        if self.max_concurrent_requests == 0 {
+            return err("max_concurrent_requests", "must be at least 1");
+        }
+        if self.ws_init_timeout_seconds == 0 {
+            return err("ws_init_timeout_seconds", "must be at least 1");
+        }
+        for origin in &self.cors_allowed_origins {
+            if let Err(why) = check_origin(origin) {
+                return err("cors_allowed_origins", &format!("`{origin}` {why}"));
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return err("log", "is not a valid log filter (e.g. `info` or `archiving_manager=debug,info`)");
         }
         Ok(())
+    }
+
+    /// How long a request body may pause before the request ends with 408.
+    pub fn request_body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.request_body_timeout_seconds.into())
+    }
+
+    pub fn ws_init_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.ws_init_timeout_seconds.into())
     }
 
     /// The database URL in force: the configured one, or a SQLite file in the data directory.
@@ -277,6 +328,21 @@ impl Settings {
     pub fn is_postgres(&self) -> bool {
         self.database_url().starts_with("postgres")
     }
+}
+
+/// An origin as browsers send it: `http(s)://host[:port]`, nothing after.
+fn check_origin(origin: &str) -> Result<(), &'static str> {
+    if origin == "*" {
+        return Err("is not allowed: list the origins that may call the API");
+    }
+    let url = url::Url::parse(origin).map_err(|_| "is not an origin like https://spa.example.org")?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http:// or https:// origin");
+    }
+    if origin.trim_end_matches('/') != url.origin().ascii_serialization() {
+        return Err("must be only scheme, host and port (no path, no trailing slash, default port left out), e.g. https://spa.example.org");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -321,6 +387,41 @@ mod tests {
         assert_eq!(Settings::load_from(None, env(&[("ARCHIVING_CHUNK_RECORDS", "10")])).unwrap().chunk_records, 10);
         let e = Settings::load_from(None, env(&[("ARCHIVING_CHUNK_RECORDS", "0")])).unwrap_err().to_string();
         assert!(e.contains("ARCHIVING_CHUNK_RECORDS"), "{e}");
+    }
+
+    #[test]
+    fn the_request_limits_are_read_and_checked() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!((s.max_body_bytes, s.request_body_timeout_seconds, s.max_concurrent_requests), (1024 * 1024, 30, 256));
+        assert!(s.cors_allowed_origins.is_empty());
+        assert_eq!(s.ws_init_timeout_seconds, 10);
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("ARCHIVING_MAX_BODY_BYTES", "2048"),
+                ("ARCHIVING_CORS_ALLOWED_ORIGINS", "https://spa.example.org, http://localhost:5173"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.max_body_bytes, 2048);
+        assert_eq!(s.cors_allowed_origins, vec!["https://spa.example.org", "http://localhost:5173"]);
+        for (var, value) in [
+            ("ARCHIVING_MAX_BODY_BYTES", "10"),
+            ("ARCHIVING_MAX_BODY_BYTES", "lots"),
+            ("ARCHIVING_REQUEST_BODY_TIMEOUT_SECONDS", "0"),
+            ("ARCHIVING_MAX_CONCURRENT_REQUESTS", "0"),
+            ("ARCHIVING_WS_INIT_TIMEOUT_SECONDS", "0"),
+            ("ARCHIVING_CORS_ALLOWED_ORIGINS", "*"),
+            ("ARCHIVING_CORS_ALLOWED_ORIGINS", "https://spa.example.org/app"),
+            ("ARCHIVING_CORS_ALLOWED_ORIGINS", "spa.example.org"),
+        ] {
+            let e = Settings::load_from(None, env(&[(var, value)])).unwrap_err().to_string();
+            assert!(e.contains(var), "{var}={value}: {e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "cors_allowed_origins = [\"https://spa.example.org\"]\n").unwrap();
+        assert_eq!(Settings::load_from(Some(&f), env(&[])).unwrap().cors_allowed_origins, vec!["https://spa.example.org"]);
     }
 
     #[test]
