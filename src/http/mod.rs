@@ -1,17 +1,19 @@
 //! The HTTP surface: /graphql (GET, POST), /graphql/ws (graphql-transport-ws), GraphiQL at /,
 //! /healthz and /readyz.
 mod download;
+mod limits;
+mod ws;
 
 use std::sync::Arc;
 
 use async_graphql::{http::GraphiQLSource, Data};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::GraphQLResponse;
 use axum::{
-    extract::{
-        ws::{CloseFrame, Message},
-        State, WebSocketUpgrade,
+    extract::{Request, State, WebSocketUpgrade},
+    http::{
+        header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL},
+        HeaderMap, Method, StatusCode,
     },
-    http::{header::AUTHORIZATION, HeaderMap, Method, StatusCode},
     response::{Html, IntoResponse, Response},
     routing::get,
     Router,
@@ -26,14 +28,22 @@ use crate::{
 };
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let settings = state.settings.clone();
+    let api = Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql).post(graphql))
         .route("/graphql/ws", get(graphql_ws))
+        .merge(download::routes());
+    // Body size and pause limits, and load shedding, for everything above. Health probes are
+    // added after them: a busy server still answers its load balancer.
+    let mut router = limits::apply(api, &settings)
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .merge(download::routes())
-        // Log method and path only: query strings may carry signed download tokens later.
+        .route("/readyz", get(readyz));
+    if let Some(cors) = limits::cors(&settings) {
+        router = router.layer(cors);
+    }
+    // Log method and path only: query strings may carry signed download tokens later.
+    router
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         }))
@@ -61,44 +71,37 @@ fn request_data(state: &AppState, auth: RequestAuth) -> (RequestAuth, Loaders) {
     (auth, Loaders::new(&state.db, access))
 }
 
-async fn graphql(State(state): State<AppState>, method: Method, headers: HeaderMap, req: GraphQLRequest) -> Response {
-    let mut req = req.into_inner();
+async fn graphql(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let mut req = match limits::read_graphql_request(&parts, body).await {
+        Ok(req) => req,
+        Err(refusal) => return refusal,
+    };
     // GET must not change anything: a link or an <img> must never run a mutation.
-    if method == Method::GET {
+    if parts.method == Method::GET {
         let is_mutation = async_graphql::parser::parse_query(&req.query).map(|doc| {
             doc.operations.iter().any(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Mutation)
         });
         if matches!(is_mutation, Ok(true)) {
-            return (StatusCode::METHOD_NOT_ALLOWED, "mutations need POST").into_response();
+            return limits::graphql_error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "mutations need POST");
         }
     }
-    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let (auth, loaders) = request_data(&state, authenticate(&state.jwt, header));
     req = req.data(auth).data(loaders);
     GraphQLResponse::from(async_graphql::Executor::execute(&state.schema, req).await).into_response()
 }
 
-async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
-    upgrade
-        .protocols(["graphql-transport-ws"])
-        .on_upgrade(move |stream| {
-            let schema = state.schema.clone();
-            let jwt = state.jwt.clone();
-            let (sink, stream) = futures::StreamExt::split(stream);
-            // graphql-transport-ws asks for 4403 when connection_init is refused; async-graphql
-            // closes with 1002, so the refusal's close frame is rewritten on its way out.
-            let sink = futures::SinkExt::with(sink, |msg: Message| async move {
-                Ok::<_, axum::Error>(match msg {
-                    Message::Close(Some(frame)) if frame.code == 1002 && frame.reason.starts_with(FORBIDDEN) => {
-                        Message::Close(Some(CloseFrame { code: 4403, reason: frame.reason }))
-                    }
-                    other => other,
-                })
-            });
-            GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
-                .on_connection_init(move |payload| async move { ws_init(&state, &jwt, payload) })
-                .serve()
-        })
+async fn graphql_ws(State(state): State<AppState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    // The client's first protocol async-graphql knows, as async-graphql-axum's extractor chooses it.
+    let protocol = headers
+        .get(SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|offered| offered.split(',').find_map(|p| p.trim().parse::<async_graphql::http::WebSocketProtocols>().ok()));
+    let Some(protocol) = protocol else {
+        return (StatusCode::BAD_REQUEST, "send Sec-WebSocket-Protocol: graphql-transport-ws\n").into_response();
+    };
+    upgrade.protocols(["graphql-transport-ws"]).on_upgrade(move |socket| ws::serve(socket, state, protocol))
 }
 
 /// Prefix of the close reason when a WebSocket's connection_init is refused.
