@@ -105,9 +105,17 @@ async fn courses_filter_search_order_and_paginate(app: TestApp) {
     let d = app.data(&admin, q, json!({"f": {"search": "%"}})).await;
     assert_eq!(d["courses"]["totalCount"], 0);
 
-    // first is capped at 100; a negative one and a forged cursor are bad input.
-    let d = app.data(&admin, "{ courses(first: 1000) { edges { node { id } } } }", json!({})).await;
+    // first goes up to 100; more (however much more), a negative one, a forged cursor and a
+    // search text longer than 200 characters are bad input, never cut short silently.
+    let d = app.data(&admin, "{ courses(first: 100) { edges { node { id } } } }", json!({})).await;
     assert_eq!(edges(&d["courses"]).len(), 9);
+    for first in [101, 1_000_000] {
+        let body = app.gql(Some(&admin), &format!("{{ courses(first: {first}) {{ edges {{ node {{ id activities(first: {first}) {{ totalCount }} }} }} }} }}"), json!({})).await;
+        assert_eq!(error_codes(&body), ["BAD_USER_INPUT"], "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("at most 100"), "{body}");
+    }
+    let body = app.gql(Some(&admin), q, json!({"f": {"search": "x".repeat(50_001)}})).await;
+    assert_eq!(error_codes(&body), ["BAD_USER_INPUT"], "{body}");
     let body = app.gql(Some(&admin), "{ courses(first: -1) { totalCount } }", json!({})).await;
     assert_eq!(error_codes(&body), ["BAD_USER_INPUT"]);
     let body = app.gql(Some(&admin), "{ courses(after: \"bm9wZQ\") { totalCount } }", json!({})).await;

@@ -226,6 +226,11 @@ impl FilenamePattern {
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
+        // Without a variable the name is fixed: one that renders to nothing (`.`, `..`, ` . `)
+        // is refused now, not when a job renders it.
+        if let [Part::Literal(l)] = parts.as_slice() {
+            safe_component(l).ok_or(PatternError::EmptyResult)?;
+        }
         Ok(Self { source: pattern.to_string(), parts })
     }
 
@@ -311,6 +316,9 @@ mod tests {
     fn bad_patterns_are_clear_errors() {
         assert_eq!(FilenamePattern::parse(""), Err(PatternError::Empty));
         assert_eq!(FilenamePattern::parse("  "), Err(PatternError::Empty));
+        for dots in [".", "..", "...", " . "] {
+            assert_eq!(FilenamePattern::parse(dots), Err(PatternError::EmptyResult), "{dots:?}");
+        }
         assert_eq!(FilenamePattern::parse("a_${date"), Err(PatternError::Unterminated { position: 2 }));
         assert_eq!(FilenamePattern::parse("a${}"), Err(PatternError::EmptyVariable { position: 1 }));
         let e = FilenamePattern::parse("${course}").unwrap_err();

@@ -27,6 +27,14 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 pub const MAX_DEPTH: usize = 15;
 pub const MAX_COMPLEXITY: usize = 250_000;
 
+/// What a connection field costs: its page (as served: at most `MAX_PAGE`) times its children.
+/// A larger `first` is refused by the field itself with a clear BAD_USER_INPUT, not as
+/// "too complex".
+pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let page = first.map_or(crate::service::pagination::DEFAULT_PAGE, |n| (n.max(0) as u64).min(crate::service::pagination::MAX_PAGE));
+    page as usize * child_complexity
+}
+
 fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY)
 }

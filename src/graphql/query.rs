@@ -97,14 +97,14 @@ impl QueryRoot {
     }
 
     /// Categories at one level of the tree: top-level ones, or the children of `parentId`.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn categories(&self, ctx: &Context<'_>, parent_id: Option<ID>, first: Option<i32>, after: Option<String>) -> Result<Conn<CourseCategory>> {
         let parent = parent_id.map(|p| ids::decode(&p, NodeType::CourseCategory)).transpose()?;
         let page = catalog::categories(ctx.db(), ctx.access()?, parent, &ctx.page(first, after)?).await?;
         Ok(connection(page, CourseCategory::new)?)
     }
 
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn courses(
         &self,
         ctx: &Context<'_>,
@@ -140,7 +140,7 @@ impl QueryRoot {
         Ok(Some(Course::new(m)))
     }
 
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn activities(&self, ctx: &Context<'_>, filter: Option<ActivityFilter>, first: Option<i32>, after: Option<String>) -> Result<Conn<Activity>> {
         let f = filter.unwrap_or_default();
         let filter = catalog::ActivityFilter {
@@ -153,14 +153,14 @@ impl QueryRoot {
         Ok(connection(page, Activity::new)?)
     }
 
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn storage_backends(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Conn<StorageBackend>> {
         let page = storage_backends::list(ctx.db(), ctx.access()?, &ctx.page(first, after)?).await?;
         Ok(connection(page, StorageBackend::new)?)
     }
 
     /// Archive jobs in scope, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn archive_jobs(&self, ctx: &Context<'_>, filter: Option<ArchiveJobFilter>, first: Option<i32>, after: Option<String>) -> Result<Conn<ArchiveJob>> {
         let f = filter.unwrap_or_default();
         let filter = jobs::JobFilter {

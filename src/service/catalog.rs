@@ -25,8 +25,17 @@ fn contains(text: &str) -> LikeExpr {
     LikeExpr::new(format!("%{escaped}%")).escape('\\')
 }
 
-fn text_matches<C: ColumnTrait>(cols: &[C], text: &str) -> Condition {
-    cols.iter().fold(Condition::any(), |c, col| c.add(Expr::expr(Func::lower(Expr::col(*col))).like(contains(text))))
+/// The longest search text: longer is bad input (SQLite refuses very long LIKE patterns, and no
+/// course or activity name is that long).
+pub const MAX_SEARCH: usize = 200;
+
+/// The condition that one of `cols` contains `text` (a non-empty, trimmed search), if any.
+fn text_matches<C: ColumnTrait>(cols: &[C], text: Option<&str>) -> AppResult<Option<Condition>> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
+    if text.chars().count() > MAX_SEARCH {
+        return Err(AppError::bad_input(format!("`search` must be at most {MAX_SEARCH} characters")));
+    }
+    Ok(Some(cols.iter().fold(Condition::any(), |c, col| c.add(Expr::expr(Func::lower(Expr::col(*col))).like(contains(text))))))
 }
 
 // ---------- categories ----------
@@ -155,8 +164,8 @@ pub async fn courses(
             q = q.filter(course::Column::CategoryId.eq(cat));
         }
     }
-    if let Some(text) = filter.search.as_deref().filter(|t| !t.trim().is_empty()) {
-        q = q.filter(text_matches(&[course::Column::ShortName, course::Column::FullName], text.trim()));
+    if let Some(c) = text_matches(&[course::Column::ShortName, course::Column::FullName], filter.search.as_deref())? {
+        q = q.filter(c);
     }
     let ordering = match order {
         CourseOrder::ShortName => Ordering::<course::Entity> {
@@ -256,8 +265,8 @@ pub async fn activities(db: &DatabaseConnection, access: &Access, filter: &Activ
     if !filter.archive_states.is_empty() {
         q = q.filter(filter.archive_states.iter().fold(Condition::any(), |c, s| c.add(state_condition(*s))));
     }
-    if let Some(text) = filter.search.as_deref().filter(|t| !t.trim().is_empty()) {
-        q = q.filter(text_matches(&[activity::Column::Name], text.trim()));
+    if let Some(c) = text_matches(&[activity::Column::Name], filter.search.as_deref())? {
+        q = q.filter(c);
     }
     let order = Ordering::<activity::Entity> {
         key: activity::Column::Id,

@@ -22,12 +22,14 @@ pub struct PageArgs {
 }
 
 impl PageArgs {
-    /// `first` defaults to 20 and is capped at 100; a negative one is bad input.
+    /// `first` defaults to 20; more than 100, or a negative one, is bad input (a page is never
+    /// cut short silently).
     pub fn new(first: Option<i32>, after: Option<String>, want_total: bool) -> AppResult<Self> {
         let first = match first {
             None => DEFAULT_PAGE,
             Some(n) if n < 0 => return Err(AppError::bad_input("`first` must not be negative")),
-            Some(n) => (n as u64).min(MAX_PAGE),
+            Some(n) if n as u64 > MAX_PAGE => return Err(AppError::bad_input(format!("`first` must be at most {MAX_PAGE}: page through larger lists with `after`"))),
+            Some(n) => n as u64,
         };
         Ok(Self { first, after, want_total })
     }

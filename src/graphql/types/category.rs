@@ -47,7 +47,7 @@ impl CourseCategory {
         let found = ctx.loaders().category.load_many(ids.iter().copied()).await?;
         Ok(ids.iter().filter_map(|id| found.get(id).cloned().map(CourseCategory::new)).collect())
     }
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn children(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Conn<CourseCategory>> {
         let args = ctx.page(first, after)?;
         let rows = ctx.loaders().children.load_one(self.model.id).await?.unwrap_or_default();

@@ -54,7 +54,7 @@ impl Course {
         Ok(ctx.loaders().archiving_enabled.load_one(self.model.category_id).await?.unwrap_or(true))
     }
     /// The course's archivable activities.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn activities(
         &self,
         ctx: &Context<'_>,

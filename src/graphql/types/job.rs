@@ -127,7 +127,7 @@ impl ArchiveJob {
         Ok(jobs::transitions(ctx.db(), self.model.id).await?.into_iter().map(JobTransition).collect())
     }
     /// The job's log, oldest first; with `minLevel`, only entries at or above it.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn logs(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, min_level: Option<enums::LogLevel>) -> Result<Conn<JobLogEntry>> {
         let min = min_level.map(LogLevel::from).unwrap_or(LogLevel::Trace);
         let page = jobs::logs(ctx.db(), self.model.id, min, &ctx.page(first, after)?).await?;
