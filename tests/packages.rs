@@ -430,8 +430,11 @@ async fn a_package_assembled_from_chunks_is_byte_identical_to_the_direct_one() {
         assert_eq!(chunked.contents, direct.contents);
         assert_eq!((chunked.payload_bytes, chunked.payload_files), (direct.payload_bytes, direct.payload_files));
         // A re-run of a chunk replaces what the first run left.
-        let again = archive_chunk(&f.lms, &req, &tmp.path().join(format!("chunked{i}/chunks/0")), 0, 7, &NoProgress).await.unwrap();
+        let chunk0 = tmp.path().join(format!("chunked{i}/chunks/0"));
+        let again = archive_chunk(&f.lms, &req, &chunk0, 0, 7, &NoProgress).await.unwrap();
         assert_eq!(again, 7);
+        // However many entries: one data file, the manifest and the mark of completion.
+        assert_eq!(files_under(&chunk0), BTreeSet::from(["done.json", "entries.bin", "manifest.jsonl"].map(String::from)));
     }
 }
 
