@@ -529,4 +529,5 @@ async fn chunk_staging_timing() {
     println!("files in chunk 0: {files}; staged bytes (all chunks): {staged_bytes}");
     println!("chunked: stage {:.2} s + assemble {:.2} s = {:.2} s", staged.as_secs_f64(), assembled.as_secs_f64(), chunked_total.as_secs_f64());
     println!("direct:  {:.2} s", direct_secs.as_secs_f64());
+    println!("package sha256 {}", direct.sha256);
 }
