@@ -430,8 +430,11 @@ async fn a_package_assembled_from_chunks_is_byte_identical_to_the_direct_one() {
         assert_eq!(chunked.contents, direct.contents);
         assert_eq!((chunked.payload_bytes, chunked.payload_files), (direct.payload_bytes, direct.payload_files));
         // A re-run of a chunk replaces what the first run left.
-        let again = archive_chunk(&f.lms, &req, &tmp.path().join(format!("chunked{i}/chunks/0")), 0, 7, &NoProgress).await.unwrap();
+        let chunk0 = tmp.path().join(format!("chunked{i}/chunks/0"));
+        let again = archive_chunk(&f.lms, &req, &chunk0, 0, 7, &NoProgress).await.unwrap();
         assert_eq!(again, 7);
+        // However many entries: one data file, the manifest and the mark of completion.
+        assert_eq!(files_under(&chunk0), BTreeSet::from(["done.json", "entries.bin", "manifest.jsonl"].map(String::from)));
     }
 }
 
@@ -484,4 +487,47 @@ async fn bad_requests_are_permanent_errors() {
     let pkg = archive_activity(&f.lms, &req, &tmp.path().join("safe"), &NoProgress).await.unwrap();
     assert_eq!(pkg.file_name, "_.._etc.zip");
     assert_eq!(pkg.path.parent().unwrap(), tmp.path().join("safe"));
+}
+
+/// Not a check but a measurement (ignored by default; issue 8, "staging by chunk"): archives the
+/// demo's large assignment (100 × `ARCHIVING_TIMING_SCALE` submissions, default 10,000) in chunks of
+/// 500 records, then directly, and prints the times and how many files one chunk created.
+///
+/// ```text
+/// cargo test --test packages -- --ignored --nocapture chunk_staging_timing
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run it by name"]
+async fn chunk_staging_timing() {
+    use std::time::Instant;
+    let scale = std::env::var("ARCHIVING_TIMING_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(100u32);
+    let lms = DemoLms::new(scale);
+    let a = lms.activities().await.unwrap().into_iter().find(|a| a.course_lms_id == "109" && a.kind == ActivityKind::Assign && a.closes_at.is_some()).unwrap();
+    let req = request(&a, ("109", "STAT100", "Large Lecture"), ArchiveFormat::TarZst, archived_at());
+    let tmp = tempfile::tempdir().unwrap();
+    let total = lms.record_versions(&a.lms_id).await.unwrap().len() as u64;
+    let size = 500;
+    let start = Instant::now();
+    let mut dirs = Vec::new();
+    for (idx, first) in (0..total).step_by(size as usize).enumerate() {
+        let chunk = tmp.path().join("chunks").join(idx.to_string());
+        archive_chunk(&lms, &req, &chunk, first, size.min(total - first), &NoProgress).await.expect("chunk renders");
+        dirs.push(chunk);
+    }
+    let staged = start.elapsed();
+    let files = files_under(&dirs[0]).len();
+    let staged_bytes: u64 = dirs.iter().flat_map(|d| files_under(d).into_iter().map(move |f| d.join(f))).map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let t = Instant::now();
+    let chunked = assemble_activity(&req, &tmp.path().join("out-chunked"), &dirs, &NoProgress).await.expect("package assembles");
+    let assembled = t.elapsed();
+    let chunked_total = start.elapsed();
+    let t = Instant::now();
+    let direct = archive_activity(&lms, &req, &tmp.path().join("out-direct"), &NoProgress).await.unwrap();
+    let direct_secs = t.elapsed();
+    assert_eq!(chunked.sha256, direct.sha256, "chunked and direct give the same package");
+    println!("records {total}, {} chunks of {size}, payload {} files / {} bytes, package {} bytes", dirs.len(), direct.payload_files, direct.payload_bytes, direct.size);
+    println!("files in chunk 0: {files}; staged bytes (all chunks): {staged_bytes}");
+    println!("chunked: stage {:.2} s + assemble {:.2} s = {:.2} s", staged.as_secs_f64(), assembled.as_secs_f64(), chunked_total.as_secs_f64());
+    println!("direct:  {:.2} s", direct_secs.as_secs_f64());
+    println!("package sha256 {}", direct.sha256);
 }

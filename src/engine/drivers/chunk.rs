@@ -1,16 +1,21 @@
 //! Large activities in chunks: each chunk (records `first .. first + n` in the LMS's order) is
-//! fetched and rendered by a queue task of its own, on any worker, into a folder of plain files
-//! in the shared staging area; [`assemble_activity`] then feeds the chunks' entries, in order,
+//! fetched and rendered by a queue task of its own, on any worker, into a folder of the shared
+//! staging area; [`assemble_activity`] then feeds the chunks' entries, in order,
 //! into one [`PackageWriter`]. The package is byte-identical to the one [`archive_activity`]
 //! builds directly from the same data, because rendering is the same code ([`Run`] writing to an
 //! [`EntrySink`]) and the package receives the same entries in the same order.
 //!
 //! A chunk folder `staging/<job>/<task>/chunks/<idx>/`:
 //! ```text
-//! entries/00000001 …   every payload file of the chunk, as it goes into the package
-//! manifest.jsonl       one JSON object per line: header, entries, metadata rows, records
-//! done.json            written last (temporary file + rename): the chunk is complete
+//! entries.bin      every payload file of the chunk, back to back, as it goes into the package
+//! manifest.jsonl   one JSON object per line: header, entries (offset and size in entries.bin),
+//!                  metadata rows, records
+//! done.json        written last (temporary file + rename): the chunk is complete
 //! ```
+//! One data file, not one file per entry: a chunk of 500 submissions has some 2,000 entries, most
+//! of them a few KiB, and creating a file for each (plus a hand-off to tokio's blocking pool per
+//! file operation) cost more than the rest of the archiving. Both files are written through large
+//! buffers, so a chunk costs a few writes per MiB; the assembly reads `entries.bin` front to back.
 //!
 //! [`archive_activity`]: super::archive_activity
 use std::{
@@ -35,7 +40,13 @@ use crate::{
 
 const MANIFEST: &str = "manifest.jsonl";
 const DONE: &str = "done.json";
-const ENTRIES: &str = "entries";
+const ENTRIES: &str = "entries.bin";
+/// The layout of chunk folders that `done.json` vouches for. A chunk of another layout (left by
+/// an older version, e.g. across an upgrade mid-job) counts as not complete and is rendered again.
+const LAYOUT: u32 = 2;
+/// The buffer of each chunk file, for writing and for reading back: tokio hands every file
+/// operation to its blocking pool, so the fewer and larger, the better.
+const STAGING_BUFFER: usize = 1024 * 1024;
 /// How often (in bytes) a long file copy checks for cancellation, as the package does.
 const CANCEL_CHECK_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -45,10 +56,11 @@ const CANCEL_CHECK_BYTES: u64 = 16 * 1024 * 1024;
 enum Line {
     /// First line: the activity's modification time, which the fingerprint starts with.
     Header { activity_modified_at: DateTime<Utc> },
-    /// A payload file: its path in the bag, and where its bytes are (relative to the chunk).
+    /// A payload file: its path in the bag, and where its bytes are in `entries.bin` (entries
+    /// follow each other there in manifest order, so `offset` is checked rather than sought).
     /// `inline` entries were added from memory, the others streamed: the assembly adds them the
     /// same way, so the package receives exactly what the direct path sends it.
-    Entry { path: String, mtime: DateTime<Utc>, size: u64, file: String, inline: bool },
+    Entry { path: String, mtime: DateTime<Utc>, offset: u64, size: u64, inline: bool },
     /// A metadata row. Grades travel as their bits too: JSON text does not promise to give back
     /// every `f64` exactly, and the rows are written into the package as numbers.
     Meta { row: MetadataRow, grade_bits: Option<u64>, max_grade_bits: u64 },
@@ -60,13 +72,18 @@ enum Line {
 #[derive(Debug, Serialize, Deserialize)]
 struct Done {
     records: u64,
+    /// Absent in chunks of the first layout (a file per entry).
+    #[serde(default)]
+    layout: u32,
 }
 
-/// Writes one chunk's entries as plain files plus a manifest (see the module doc).
+/// Writes one chunk's entries into one data file plus a manifest (see the module doc).
 pub struct ChunkWriter {
     dir: PathBuf,
     manifest: BufWriter<tokio::fs::File>,
-    entries: u64,
+    entries: BufWriter<tokio::fs::File>,
+    /// Bytes written to `entries.bin` so far: where the next entry starts.
+    offset: u64,
 }
 
 impl ChunkWriter {
@@ -77,9 +94,15 @@ impl ChunkWriter {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("removing {}", dir.display())),
         }
-        tokio::fs::create_dir_all(dir.join(ENTRIES)).await.with_context(|| format!("creating {}", dir.display()))?;
+        tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display()))?;
         let manifest = tokio::fs::File::create(dir.join(MANIFEST)).await.context("creating the chunk manifest")?;
-        Ok(Self { dir: dir.to_path_buf(), manifest: BufWriter::new(manifest), entries: 0 })
+        let entries = tokio::fs::File::create(dir.join(ENTRIES)).await.context("creating the chunk's data file")?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest: BufWriter::with_capacity(STAGING_BUFFER, manifest),
+            entries: BufWriter::with_capacity(STAGING_BUFFER, entries),
+            offset: 0,
+        })
     }
 
     async fn line(&mut self, line: &Line) -> anyhow::Result<()> {
@@ -89,20 +112,15 @@ impl ChunkWriter {
         Ok(())
     }
 
-    /// The next entry file: its name relative to the chunk, and its path.
-    fn next_file(&mut self) -> (String, PathBuf) {
-        self.entries += 1;
-        let rel = format!("{ENTRIES}/{:08}", self.entries);
-        let path = self.dir.join(&rel);
-        (rel, path)
-    }
-
-    /// Syncs the manifest, then marks the chunk complete: `done.json` appears atomically, last.
+    /// Syncs the data and the manifest, then marks the chunk complete: `done.json` appears
+    /// atomically, last.
     async fn finish(mut self, records: u64) -> anyhow::Result<()> {
+        self.entries.flush().await?;
+        self.entries.get_mut().sync_all().await?;
         self.manifest.flush().await?;
         self.manifest.get_mut().sync_all().await?;
         let tmp = self.dir.join(format!(".{DONE}.tmp"));
-        tokio::fs::write(&tmp, serde_json::to_vec(&Done { records })?).await?;
+        tokio::fs::write(&tmp, serde_json::to_vec(&Done { records, layout: LAYOUT })?).await?;
         tokio::fs::rename(&tmp, self.dir.join(DONE)).await?;
         Ok(())
     }
@@ -111,15 +129,15 @@ impl ChunkWriter {
 #[async_trait::async_trait]
 impl EntrySink for ChunkWriter {
     async fn add_bytes(&mut self, path: &str, mtime: DateTime<Utc>, bytes: Bytes) -> anyhow::Result<()> {
-        let (file, abs) = self.next_file();
-        tokio::fs::write(&abs, &bytes).await.with_context(|| format!("writing {}", abs.display()))?;
-        self.line(&Line::Entry { path: path.to_string(), mtime, size: bytes.len() as u64, file, inline: true }).await
+        let (offset, size) = (self.offset, bytes.len() as u64);
+        self.entries.write_all(&bytes).await.context("writing the chunk's data file")?;
+        self.offset += size;
+        self.line(&Line::Entry { path: path.to_string(), mtime, offset, size, inline: true }).await
     }
 
     async fn add_reader(&mut self, path: &str, size: u64, mtime: DateTime<Utc>, mut reader: FileReader, cancelled: &(dyn Fn() -> bool + Sync))
         -> anyhow::Result<()> {
-        let (file, abs) = self.next_file();
-        let mut out = tokio::fs::File::create(&abs).await.with_context(|| format!("creating {}", abs.display()))?;
+        let offset = self.offset;
         let mut buf = vec![0u8; CHUNK];
         let (mut total, mut next_check) = (0u64, CANCEL_CHECK_BYTES);
         loop {
@@ -129,7 +147,8 @@ impl EntrySink for ChunkWriter {
             }
             total += n as u64;
             anyhow::ensure!(total <= size, "{path}: the LMS sent more than the {size} bytes it announced");
-            out.write_all(&buf[..n]).await?;
+            self.entries.write_all(&buf[..n]).await.context("writing the chunk's data file")?;
+            self.offset += n as u64;
             if total >= next_check {
                 next_check += CANCEL_CHECK_BYTES;
                 if cancelled() {
@@ -138,8 +157,7 @@ impl EntrySink for ChunkWriter {
             }
         }
         anyhow::ensure!(total == size, "{path}: the LMS sent {total} bytes, it announced {size}");
-        out.flush().await?;
-        self.line(&Line::Entry { path: path.to_string(), mtime, size, file, inline: false }).await
+        self.line(&Line::Entry { path: path.to_string(), mtime, offset, size, inline: false }).await
     }
 
     async fn add_metadata(&mut self, row: MetadataRow) -> anyhow::Result<()> {
@@ -192,9 +210,9 @@ pub async fn archive_chunk(
     finished
 }
 
-/// Whether a chunk folder holds a complete chunk.
+/// Whether a chunk folder holds a complete chunk of the current layout.
 pub fn chunk_complete(dir: &Path) -> bool {
-    dir.join(DONE).is_file()
+    std::fs::read(dir.join(DONE)).ok().and_then(|b| serde_json::from_slice::<Done>(&b).ok()).is_some_and(|d| d.layout == LAYOUT)
 }
 
 /// Builds the activity's package in `out_dir` from its complete chunks, in order: the same
@@ -210,7 +228,11 @@ pub async fn assemble_activity(
     let mut total = 0;
     for dir in chunk_dirs {
         let done = tokio::fs::read(dir.join(DONE)).await.with_context(|| format!("chunk {} is not complete", dir.display())).map_err(transient)?;
-        total += serde_json::from_slice::<Done>(&done).map_err(transient)?.records;
+        let done = serde_json::from_slice::<Done>(&done).map_err(transient)?;
+        if done.layout != LAYOUT {
+            return Err(transient(anyhow!("chunk {} was written in another layout ({}, not {LAYOUT})", dir.display(), done.layout)));
+        }
+        total += done.records;
     }
     let mut pkg = PackageWriter::create(package_spec(req, out_dir, &file_name, &bag)).map_err(transient)?;
     let mut asm = Assembly { fingerprint: None, ids: HashSet::new(), used: HashSet::new(), contents: Vec::new(), done: 0, total };
@@ -227,6 +249,12 @@ pub async fn assemble_activity(
     finish_package(pkg, req, file_name, fingerprint.finish(), asm.contents).await
 }
 
+/// A chunk's `entries.bin` while it is read back, and where the next entry starts.
+struct EntryData {
+    file: BufReader<tokio::fs::File>,
+    offset: u64,
+}
+
 /// The state of one assembly, across chunks.
 struct Assembly {
     fingerprint: Option<FingerprintBuilder>,
@@ -241,33 +269,50 @@ struct Assembly {
 
 impl Assembly {
     async fn chunk(&mut self, pkg: &mut PackageWriter, req: &ArchiveRequest, dir: &Path, progress: &dyn Progress) -> Result<(), ArchiveError> {
-        let manifest = tokio::fs::File::open(dir.join(MANIFEST)).await.with_context(|| format!("opening the manifest of {}", dir.display())).map_err(transient)?;
-        let mut lines = BufReader::new(manifest).lines();
+        let open = |name: &'static str| async move {
+            let file = tokio::fs::File::open(dir.join(name)).await.with_context(|| format!("opening {name} of {}", dir.display())).map_err(transient)?;
+            Ok::<_, ArchiveError>(BufReader::with_capacity(STAGING_BUFFER, file))
+        };
+        let mut lines = open(MANIFEST).await?.lines();
+        let mut data = EntryData { file: open(ENTRIES).await?, offset: 0 };
         while let Some(text) = lines.next_line().await.map_err(transient)? {
             if progress.cancelled() {
                 return Err(ArchiveError::Cancelled);
             }
             let line: Line = serde_json::from_str(&text).with_context(|| format!("a bad line in the manifest of {}", dir.display())).map_err(transient)?;
-            self.line(pkg, req, dir, line, progress).await?;
+            self.line(pkg, req, &mut data, line, progress).await.map_err(|e| match e {
+                ArchiveError::Failed(f) => ArchiveError::Failed(f.context(format!("chunk {}", dir.display()))),
+                cancelled => cancelled,
+            })?;
         }
         Ok(())
     }
 
-    async fn line(&mut self, pkg: &mut PackageWriter, req: &ArchiveRequest, dir: &Path, line: Line, progress: &dyn Progress) -> Result<(), ArchiveError> {
+    async fn line(&mut self, pkg: &mut PackageWriter, req: &ArchiveRequest, data: &mut EntryData, line: Line, progress: &dyn Progress) -> Result<(), ArchiveError> {
         match line {
             // The first chunk's time counts: the direct path reads it once, before any record.
             Line::Header { activity_modified_at } => {
                 self.fingerprint.get_or_insert_with(|| FingerprintBuilder::new(req.activity.kind, activity_modified_at));
             }
-            Line::Entry { path, mtime, size, file, inline } => {
-                let source = dir.join(&file);
+            Line::Entry { path, mtime, offset, size, inline } => {
+                if offset != data.offset {
+                    return Err(transient(anyhow!("{path}: at {offset} of {ENTRIES} in the manifest, the entries before it end at {}", data.offset)));
+                }
+                // Bounded by `size`: a short file fails below (the package checks the size), and
+                // a streamed entry is never in memory as a whole.
+                let mut reader = (&mut data.file).take(size);
                 if inline {
-                    let bytes = tokio::fs::read(&source).await.with_context(|| format!("reading {}", source.display())).map_err(transient)?;
+                    // Rendered reports: the direct path holds them in memory too.
+                    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                    reader.read_to_end(&mut bytes).await.with_context(|| format!("reading {path} from {ENTRIES}")).map_err(transient)?;
+                    if bytes.len() as u64 != size {
+                        return Err(transient(anyhow!("{path}: {ENTRIES} ends within it")));
+                    }
                     pkg.add_bytes(&path, mtime, bytes.into()).await.map_err(from_package)?;
                 } else {
-                    let reader = tokio::fs::File::open(&source).await.with_context(|| format!("opening {}", source.display())).map_err(transient)?;
                     pkg.add_reader(&path, size, mtime, reader, &|| progress.cancelled()).await.map_err(from_package)?;
                 }
+                data.offset += size;
             }
             Line::Meta { mut row, grade_bits, max_grade_bits } => {
                 row.grade = grade_bits.map(f64::from_bits);
@@ -291,5 +336,21 @@ impl Assembly {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_chunk_of_the_current_layout_is_complete() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(!chunk_complete(tmp.path()), "no done.json");
+        // What the first layout (a file per entry) wrote: its manifest names files, not offsets.
+        std::fs::write(tmp.path().join(DONE), br#"{"records":7}"#).unwrap();
+        assert!(!chunk_complete(tmp.path()), "an older layout is rendered again");
+        std::fs::write(tmp.path().join(DONE), serde_json::to_vec(&Done { records: 7, layout: LAYOUT }).unwrap()).unwrap();
+        assert!(chunk_complete(tmp.path()));
     }
 }

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256, Sha512};
 
-use super::{container::Out, MetadataRow, PackageSpec, CHUNK, METADATA_COLUMNS};
+use super::{container::Out, MetadataRow, PackageSpec, BATCH_BYTES, CHUNK, METADATA_COLUMNS};
 
 /// What the async side sends to the bag writer.
 pub(super) enum In {
@@ -28,8 +28,44 @@ pub(super) enum In {
     Data(Bytes),
     End,
     Meta(Box<MetadataRow>),
+    /// Several of the above, in order (no `Batch`, no `Finish`): small entries and rows cross to
+    /// this thread together, since each hand-off can cost a wake-up of a sleeping thread.
+    Batch(Vec<In>),
     /// Everything is added: write the closing files. The labels are added to `bag-info.txt`.
     Finish(Vec<(String, String)>),
+}
+
+/// What goes to the container writer, gathered into batches of up to [`BATCH_BYTES`] of data
+/// (bounded like a single chunk of a streamed file) and sent when full or [`Outbox::flush`]ed.
+struct Outbox {
+    tx: SyncSender<Out>,
+    pending: Vec<Out>,
+    bytes: usize,
+}
+
+impl Outbox {
+    fn send(&mut self, m: Out) -> anyhow::Result<()> {
+        let size = match &m {
+            Out::Data(b) => b.len(),
+            _ => 0,
+        };
+        if self.bytes + size > BATCH_BYTES {
+            self.flush()?;
+        }
+        self.pending.push(m);
+        self.bytes += size;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let m = match self.pending.len() {
+            0 => return Ok(()),
+            1 => self.pending.pop().expect("one message"),
+            _ => Out::Batch(std::mem::take(&mut self.pending)),
+        };
+        self.bytes = 0;
+        self.tx.send(m).map_err(|_| anyhow::anyhow!("the container writer stopped"))
+    }
 }
 
 /// Payload-Oxum figures.
@@ -48,7 +84,7 @@ struct Current {
 }
 
 struct Bag {
-    out: SyncSender<Out>,
+    out: Outbox,
     name: String,
     created_at: DateTime<Utc>,
     current: Option<Current>,
@@ -82,15 +118,11 @@ fn check_relative(path: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn send(out: &SyncSender<Out>, m: Out) -> anyhow::Result<()> {
-    out.send(m).map_err(|_| anyhow::anyhow!("the container writer stopped"))
-}
-
 impl Bag {
     fn begin(&mut self, path: &str, size: u64, mtime: DateTime<Utc>) -> anyhow::Result<()> {
         check_relative(path)?;
         ensure!(self.current.is_none(), "package entry {path} started inside another");
-        send(&self.out, Out::Begin { path: format!("{}/{path}", self.name), size, mtime })?;
+        self.out.send(Out::Begin { path: format!("{}/{path}", self.name), size, mtime })?;
         self.current = Some(Current { path: path.to_string(), size, written: 0, sha256: Sha256::new(), sha512: Sha512::new() });
         Ok(())
     }
@@ -101,14 +133,14 @@ impl Bag {
         ensure!(c.written <= c.size, "{}: more bytes than the declared {}", c.path, c.size);
         c.sha256.update(&b);
         c.sha512.update(&b);
-        send(&self.out, Out::Data(b))
+        self.out.send(Out::Data(b))
     }
 
     /// Closes the current entry; returns (path, sha256, sha512).
     fn end(&mut self) -> anyhow::Result<(String, String, String)> {
         let Some(c) = self.current.take() else { bail!("package entry closed twice") };
         ensure!(c.written == c.size, "{}: {} bytes instead of the declared {}", c.path, c.written, c.size);
-        send(&self.out, Out::End)?;
+        self.out.send(Out::End)?;
         Ok((c.path, hex::encode(c.sha256.finalize()), hex::encode(c.sha512.finalize())))
     }
 
@@ -200,7 +232,8 @@ impl Bag {
         }
         self.bytes("tagmanifest-sha256.txt", at, Bytes::from(t256))?;
         self.bytes("tagmanifest-sha512.txt", at, Bytes::from(t512))?;
-        send(&self.out, Out::Finish)?;
+        self.out.send(Out::Finish)?;
+        self.out.flush()?;
         Ok(self.oxum)
     }
 
@@ -235,7 +268,7 @@ pub(super) fn run_bag(
     serde_json::to_writer(&mut json, &spec.metadata_header)?;
     json.write_all(b",\n\"records\": [")?;
     let mut bag = Bag {
-        out,
+        out: Outbox { tx: out, pending: Vec::new(), bytes: 0 },
         name: spec.bag_name.clone(),
         created_at: spec.created_at,
         current: None,
@@ -254,19 +287,32 @@ pub(super) fn run_bag(
         ensure!(!name.contains('/') && !name.starts_with("data"), "tag file {name} must be in the bag folder");
         bag.tag_bytes(name, text.clone())?;
     }
+    bag.out.flush()?;
     while let Some(msg) = rx.blocking_recv() {
+        match msg {
+            In::Finish(info) => return bag.finish(&info, &spec.bag_info),
+            In::Batch(batch) => batch.into_iter().try_for_each(|m| bag.step(m))?,
+            m => bag.step(m)?,
+        }
+        // Before waiting for more: the container writer must not wait for what is here.
+        bag.out.flush()?;
+    }
+    bail!("package writing was abandoned")
+}
+
+impl Bag {
+    fn step(&mut self, msg: In) -> anyhow::Result<()> {
         match msg {
             In::Payload { path, size, mtime } => {
                 ensure!(path.starts_with("data/"), "payload outside data/: {path}");
-                bag.begin(&path, size, mtime)?;
+                self.begin(&path, size, mtime)
             }
-            In::Data(b) => bag.data(b)?,
-            In::End => bag.end_payload()?,
-            In::Meta(row) => bag.meta(&row)?,
-            In::Finish(info) => return bag.finish(&info, &spec.bag_info),
+            In::Data(b) => self.data(b),
+            In::End => self.end_payload(),
+            In::Meta(row) => self.meta(&row),
+            In::Batch(_) | In::Finish(_) => bail!("a batch of package entries holds a batch or the end"),
         }
     }
-    bail!("package writing was abandoned")
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@
 //! only (no extended timestamp field), "made by" Unix, data descriptors (streaming). gzip: level 6,
 //! no file name, mtime 0, OS "unknown". zstd: level 3, single-threaded, with a content checksum.
 use std::{
+    collections::VecDeque,
     fs::File,
     io::{self, Read, Write},
-    sync::mpsc::{Receiver, SyncSender},
+    sync::mpsc::{Receiver, RecvError, SyncSender},
 };
 
 use anyhow::{bail, Context};
@@ -29,6 +30,33 @@ pub(super) enum Out {
     End,
     /// All entries are written: finish the container. Without it the container is abandoned.
     Finish,
+    /// Several of the above, in order (never a `Batch`): small entries cross to this thread
+    /// together, since each hand-off can cost a wake-up of a sleeping thread.
+    Batch(Vec<Out>),
+}
+
+/// The container writer's end of the channel: gives the messages one by one, batches unpacked.
+struct Inbox {
+    rx: Receiver<Out>,
+    queue: VecDeque<Out>,
+}
+
+impl Inbox {
+    fn new(rx: Receiver<Out>) -> Self {
+        Self { rx, queue: VecDeque::new() }
+    }
+
+    fn recv(&mut self) -> Result<Out, RecvError> {
+        loop {
+            if let Some(m) = self.queue.pop_front() {
+                return Ok(m);
+            }
+            match self.rx.recv()? {
+                Out::Batch(batch) => self.queue.extend(batch),
+                m => return Ok(m),
+            }
+        }
+    }
 }
 
 /// What the container writer sends to the sink.
@@ -101,7 +129,7 @@ pub(super) fn run_sink(rx: Receiver<SinkMsg>, mut file: File) -> anyhow::Result<
 
 /// Reads one entry's `Data` chunks up to its `End`, checking the declared size.
 struct EntryReader<'a> {
-    rx: &'a Receiver<Out>,
+    rx: &'a mut Inbox,
     path: &'a str,
     remaining: u64,
     chunk: Bytes,
@@ -196,7 +224,7 @@ impl Container {
         })
     }
 
-    fn entry(&mut self, path: &str, size: u64, mtime: DateTime<Utc>, rx: &Receiver<Out>) -> anyhow::Result<()> {
+    fn entry(&mut self, path: &str, size: u64, mtime: DateTime<Utc>, rx: &mut Inbox) -> anyhow::Result<()> {
         let mut reader = EntryReader { rx, path, remaining: size, chunk: Bytes::new(), ended: false };
         match self {
             Container::Zip(z) => {
@@ -233,9 +261,10 @@ impl Container {
 /// The container writer: turns the entries it receives into the container bytes for the sink.
 pub(super) fn run_container(format: ArchiveFormat, rx: Receiver<Out>, pipe: PipeWriter) -> anyhow::Result<()> {
     let mut container = Container::new(format, pipe)?;
+    let mut rx = Inbox::new(rx);
     loop {
         match rx.recv() {
-            Ok(Out::Begin { path, size, mtime }) => container.entry(&path, size, mtime, &rx)?,
+            Ok(Out::Begin { path, size, mtime }) => container.entry(&path, size, mtime, &mut rx)?,
             Ok(Out::Finish) => return container.finish(),
             Ok(_) => bail!("package entries out of order"),
             Err(_) => bail!("package writing was abandoned"),

@@ -10,6 +10,7 @@
 //!     of the container bytes, written to `<file name>.part`; renamed to `<file name>` when complete.
 //! ```
 //!
+//! Small entries and metadata rows cross each channel in batches, streamed files in chunks.
 //! Every channel is bounded (at most a few MiB in flight). What grows with the activity is on disk
 //! (spooled manifests and metadata rows) — except ZIP's central directory, which the ZIP format
 //! keeps until the end (about 100 bytes per entry).
@@ -37,6 +38,12 @@ pub use bag::manifest_path;
 
 /// Size of the chunks files are streamed in.
 pub const CHUNK: usize = 64 * 1024;
+/// Small entries and metadata rows travel between the pipeline's threads in batches of up to this
+/// many bytes (as much as one chunk of a streamed file, so the bounds in flight stay the same):
+/// a message per entry meant a thread wake-up per few KiB.
+const BATCH_BYTES: usize = CHUNK;
+/// What a metadata row counts for in a batch (a row of `metadata.csv` and `.json` is about this).
+const ROW_BYTES: usize = 512;
 /// How often (in bytes) a long file copy checks for cancellation.
 const CANCEL_CHECK_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -216,6 +223,9 @@ impl Threads {
 /// the package and removes its staging files.
 pub struct PackageWriter {
     tx: Option<tokio::sync::mpsc::Sender<bag::In>>,
+    /// Small entries and rows not sent yet, and their bytes (see [`BATCH_BYTES`]).
+    pending: Vec<bag::In>,
+    pending_bytes: usize,
     threads: Option<Threads>,
     staging: PathBuf,
     spool: PathBuf,
@@ -251,7 +261,16 @@ impl PackageWriter {
             spawn("container").spawn(move || container::run_container(format, out_rx, container::PipeWriter::new(sink_tx)))?;
         let spool_dir = spool.clone();
         let bag = spawn("bag").spawn(move || bag::run_bag(&spec, spool_dir, rx, out_tx))?;
-        Ok(Self { tx: Some(tx), threads: Some(Threads { bag, container, sink }), staging, spool, final_path, done: false })
+        Ok(Self {
+            tx: Some(tx),
+            pending: Vec::new(),
+            pending_bytes: 0,
+            threads: Some(Threads { bag, container, sink }),
+            staging,
+            spool,
+            final_path,
+            done: false,
+        })
     }
 
     /// The path the package will have when finished.
@@ -274,11 +293,32 @@ impl PackageWriter {
         Err(err.unwrap_or_else(|| anyhow::anyhow!("package writing stopped")))
     }
 
+    /// Queues messages of about `bytes` bytes behind the pending ones, sending those first when
+    /// the batch would grow beyond [`BATCH_BYTES`].
+    async fn queue(&mut self, msgs: impl IntoIterator<Item = bag::In>, bytes: usize) -> anyhow::Result<()> {
+        if self.pending_bytes + bytes > BATCH_BYTES {
+            self.flush().await?;
+        }
+        self.pending.extend(msgs);
+        self.pending_bytes += bytes;
+        Ok(())
+    }
+
+    /// Sends the pending messages, as one.
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        let msg = match self.pending.len() {
+            0 => return Ok(()),
+            1 => self.pending.pop().expect("one message"),
+            _ => bag::In::Batch(std::mem::take(&mut self.pending)),
+        };
+        self.pending_bytes = 0;
+        self.send(msg).await
+    }
+
     /// Adds a payload file from memory. `path` is relative to the bag and starts with `data/`.
     pub async fn add_bytes(&mut self, path: &str, mtime: DateTime<Utc>, bytes: Bytes) -> anyhow::Result<()> {
-        self.send(bag::In::Payload { path: path.to_string(), size: bytes.len() as u64, mtime }).await?;
-        self.send(bag::In::Data(bytes)).await?;
-        self.send(bag::In::End).await
+        let size = bytes.len();
+        self.queue([bag::In::Payload { path: path.to_string(), size: size as u64, mtime }, bag::In::Data(bytes), bag::In::End], size).await
     }
 
     /// Streams a payload file of exactly `size` bytes (anything else is an error). Checks
@@ -291,6 +331,7 @@ impl PackageWriter {
         mut reader: R,
         cancelled: &(dyn Fn() -> bool + Sync),
     ) -> anyhow::Result<()> {
+        self.flush().await?;
         self.send(bag::In::Payload { path: path.to_string(), size, mtime }).await?;
         let mut total = 0u64;
         let mut next_check = CANCEL_CHECK_BYTES;
@@ -320,12 +361,13 @@ impl PackageWriter {
 
     /// Adds a row to `data/metadata.csv` and `data/metadata.json`.
     pub async fn add_metadata(&mut self, row: MetadataRow) -> anyhow::Result<()> {
-        self.send(bag::In::Meta(Box::new(row))).await
+        self.queue([bag::In::Meta(Box::new(row))], ROW_BYTES).await
     }
 
     /// Writes the closing files (`bag_info` labels are appended to `bag-info.txt`), waits for the
     /// package to be on disk and renames it to its final name.
     pub async fn finish(mut self, bag_info: Vec<(String, String)>) -> anyhow::Result<Finished> {
+        self.flush().await?;
         self.send(bag::In::Finish(bag_info)).await?;
         self.tx = None;
         let threads = self.threads.take().context("package already closed")?;
