@@ -151,6 +151,9 @@ impl Drop for AbortOnDrop {
 
 #[cfg(test)]
 mod tests {
+    //! Real time with a short lease (renewal every 200 ms): the bounds below are generous liveness
+    //! bounds, not measurements. (Paused time would need tokio's `test-util`, which changes tokio's
+    //! features for test builds and so rebuilds half the dependency tree.)
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
@@ -164,37 +167,44 @@ mod tests {
         })
     }
 
-    #[tokio::test(start_paused = true)]
+    const TTL_MS: i64 = 600;
+
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
     async fn renewal_stops_when_the_guard_is_dropped() {
         let (n, renew) = counting(|| Ok(true));
-        let guard = LeaseGuard::hold(chrono::Duration::seconds(3), renew);
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let renewed = n.load(Ordering::SeqCst);
-        assert!(renewed >= 9, "renewed every second: {renewed}");
+        let guard = LeaseGuard::hold(chrono::Duration::milliseconds(TTL_MS), renew);
+        until("renewed three times", || n.load(Ordering::SeqCst) >= 3).await;
         assert!(!guard.lost());
         // The work's future ends (or is dropped): nothing renews the lease any more.
         drop(guard);
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        let renewed = n.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5 * TTL_MS as u64)).await;
         assert_eq!(n.load(Ordering::SeqCst), renewed);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_lease_that_cannot_be_renewed_in_time_is_lost() {
-        let (_, renew) = counting(|| Err(anyhow::anyhow!("the database is unreachable")));
-        let guard = LeaseGuard::hold(chrono::Duration::seconds(3), renew);
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        assert!(!guard.lost(), "still within its time");
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        assert!(guard.lost(), "past its time it may be someone else's");
+        let (n, renew) = counting(|| Err(anyhow::anyhow!("the database is unreachable")));
+        let guard = LeaseGuard::hold(chrono::Duration::milliseconds(TTL_MS), renew);
+        until("a failed renewal", || n.load(Ordering::SeqCst) >= 1).await;
+        until("lost once past its time", || guard.lost()).await;
+        assert!(n.load(Ordering::SeqCst) >= 3, "it kept trying until then");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_lease_taken_over_is_lost_at_once() {
         let (n, renew) = counting(|| Ok(false));
-        let guard = LeaseGuard::hold(chrono::Duration::seconds(3), renew);
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert!(guard.lost());
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        let guard = LeaseGuard::hold(chrono::Duration::milliseconds(TTL_MS), renew);
+        until("lost", || guard.lost()).await;
+        tokio::time::sleep(Duration::from_millis(5 * TTL_MS as u64)).await;
         assert_eq!(n.load(Ordering::SeqCst), 1, "renewal stops once the lease is gone");
     }
 }
