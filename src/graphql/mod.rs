@@ -1,6 +1,7 @@
-//! The GraphQL API (DESIGN §8): schema assembly and the roots. Resolvers hold no business logic and
+//! The GraphQL API: schema assembly and the roots. Resolvers hold no business logic and
 //! no SQL: they call `service`.
 pub mod context;
+mod errors;
 pub mod ids;
 pub mod loaders;
 mod mutation;
@@ -23,9 +24,7 @@ pub use subscription::SubscriptionRoot;
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Deepest nesting a query may have, and the most fields it may cost (lists count `first` times).
-pub const MAX_DEPTH: usize = 15;
-pub const MAX_COMPLEXITY: usize = 250_000;
+pub use errors::{MAX_COMPLEXITY, MAX_DEPTH};
 
 /// What a connection field costs: its page (as served: at most `MAX_PAGE`) times its children.
 /// A larger `first` is refused by the field itself with a clear BAD_USER_INPUT, not as
@@ -36,7 +35,8 @@ pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
 }
 
 fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY)
+    // The depth and complexity limits are checked by `ErrorCodes`, which gives exceeding them a code.
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).extension(errors::ErrorCodes)
 }
 
 pub fn build(db: DatabaseConnection, engine: Engine) -> SpecExecutor<AppSchema> {

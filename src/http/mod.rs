@@ -83,7 +83,7 @@ async fn graphql(State(state): State<AppState>, request: Request) -> Response {
             doc.operations.iter().any(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Mutation)
         });
         if matches!(is_mutation, Ok(true)) {
-            return limits::graphql_error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "mutations need POST");
+            return limits::graphql_error(crate::error::ErrorCode::MethodNotAllowed, "mutations need POST");
         }
     }
     let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
