@@ -1,12 +1,13 @@
 //! The HTTP surface: /graphql (GET, POST), /graphql/ws (graphql-transport-ws), GraphiQL at /,
 //! /healthz and /readyz.
 mod download;
+mod graphiql;
 mod limits;
 mod ws;
 
 use std::sync::Arc;
 
-use async_graphql::{http::GraphiQLSource, Data};
+use async_graphql::Data;
 use async_graphql_axum::GraphQLResponse;
 use axum::{
     extract::{Request, State, WebSocketUpgrade},
@@ -14,7 +15,7 @@ use axum::{
         header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL},
         HeaderMap, Method, StatusCode,
     },
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
     Router,
 };
@@ -30,9 +31,9 @@ use crate::{
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let api = Router::new()
-        .route("/", get(graphiql))
         .route("/graphql", get(graphql).post(graphql))
         .route("/graphql/ws", get(graphql_ws))
+        .merge(graphiql::routes())
         .merge(download::routes());
     // Body size and pause limits, and load shedding, for everything above. Health probes are
     // added after them: a busy server still answers its load balancer.
@@ -126,10 +127,6 @@ fn ws_init(state: &AppState, jwt: &Arc<JwtKeys>, payload: serde_json::Value) -> 
         RequestAuth::Invalid(reason) => Err(async_graphql::Error::new(format!("{FORBIDDEN}: {reason}"))),
         RequestAuth::Anonymous => Err(async_graphql::Error::new(format!("{FORBIDDEN}: authentication required: send a token in connection_init"))),
     }
-}
-
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").title("Archiving Manager").finish())
 }
 
 /// How long `/readyz` waits for the database: it must answer quickly even while the database
