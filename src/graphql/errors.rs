@@ -103,7 +103,7 @@ impl Extension for ErrorCodesExtension {
                 _ => ErrorCode::GraphqlParseFailed,
             };
             let message = match code {
-                ErrorCode::QueryTooComplex => format!("the query is nested too deeply (at most {MAX_DEPTH} levels)"),
+                ErrorCode::QueryTooComplex => format!("the query is nested too deep (at most {MAX_DEPTH} levels are allowed)"),
                 _ => e.to_string(),
             };
             let mut err = ServerError::new(message, None);
@@ -124,7 +124,7 @@ impl Extension for ErrorCodesExtension {
     ) -> ServerResult<ExecutableDocument> {
         // The document is already parsed: what fails here is async-graphql's nesting check.
         next.run(ctx, query, variables).await.map_err(|e| {
-            let mut err = error(ErrorCode::QueryTooComplex, format!("the query is nested too deeply (at most {MAX_DEPTH} levels)"));
+            let mut err = error(ErrorCode::QueryTooComplex, format!("the query is nested too deep (at most {MAX_DEPTH} levels are allowed)"));
             err.locations = e.locations;
             err
         })
@@ -142,14 +142,14 @@ impl Extension for ErrorCodesExtension {
         if result.depth > MAX_DEPTH {
             return Err(vec![error(
                 ErrorCode::QueryTooComplex,
-                format!("the query is nested {} levels deep; at most {MAX_DEPTH} are allowed", result.depth),
+                format!("the query is nested too deep: {} levels, at most {MAX_DEPTH} are allowed", result.depth),
             )]);
         }
         if result.complexity > MAX_COMPLEXITY {
             return Err(vec![error(
                 ErrorCode::QueryTooComplex,
                 format!(
-                    "the query would cost {} fields, more than the {MAX_COMPLEXITY} allowed (a list counts `first` times): ask for smaller pages or fewer fields",
+                    "the query is too complex: it would cost {} fields, more than the {MAX_COMPLEXITY} allowed (a list counts `first` times); ask for smaller pages or fewer fields",
                     result.complexity
                 ),
             )]);
