@@ -211,6 +211,7 @@ pub async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtoc
     }
     if too_slow {
         tracing::info!("closing a WebSocket whose client does not read");
+        state.subscriptions.record_too_slow();
         let _ = stop_writer.send(close_frame(CLOSE_TOO_SLOW, &format!("Client too slow: not reading for {} s", slow_after.as_secs())));
     }
     drop(out);

@@ -43,6 +43,8 @@ pub struct Counters {
     pub resolved: AtomicU64,
     /// Event payloads delivered to subscribers, shared or not.
     pub delivered: AtomicU64,
+    /// WebSockets closed because their client did not read.
+    pub too_slow: AtomicU64,
 }
 
 impl Subscriptions {
@@ -62,6 +64,10 @@ impl Subscriptions {
 
     pub fn record_resolved(&self) {
         self.counters.resolved.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_too_slow(&self) {
+        self.counters.too_slow.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn record_delivered(&self) {
