@@ -1,7 +1,7 @@
 //! Live subscribers against the real binary (see benches/README.md):
 //!
 //! ```text
-//! cargo bench --bench subscribers -- [--part a|b|all] [--backend sqlite|postgres]
+//! cargo bench --bench subscribers -- [--part a|b|c|all] [--backend sqlite|postgres]
 //!     [--subscribers 1000] [--seconds 20] [--bin PATH]
 //! ```
 //!
@@ -12,6 +12,8 @@
 //! (b) Fan-out: N subscribers (own connections and tokens) of one running job with the full
 //!     fragment: the spread of each event's delivery (first to last subscriber receiving it),
 //!     the server's RSS per socket, and its RSS after they leave.
+//! (c) 500 sockets that never send `connection_init` (init timeout 2 s): how they are closed,
+//!     and the server's file descriptors and RSS before, while open and after.
 //!
 //! Nothing is asserted: figures are printed, with ratios to the baseline of the same run.
 use std::{
@@ -32,7 +34,7 @@ use tokio_tungstenite::{
 };
 
 const SECRET: &str = "bench-secret-0123456789-0123456789-abcdef";
-const USAGE: &str = "usage: cargo bench --bench subscribers -- [--part a|b|all] [--backend sqlite|postgres] [--subscribers N] [--seconds S] [--bin PATH]";
+const USAGE: &str = "usage: cargo bench --bench subscribers -- [--part a|b|c|all] [--backend sqlite|postgres] [--subscribers N] [--seconds S] [--bin PATH]";
 
 /// The SPA's job fragment (frontend-contract), as in the reported overload.
 const FULL_JOB: &str = "sequence kind cursor job { id status progress sequence error cancelRequested startedAt finishedAt
@@ -68,7 +70,7 @@ fn args() -> Args {
             other => panic!("unknown argument {other}; {USAGE}"),
         }
     }
-    assert!(["a", "b", "all"].contains(&a.part.as_str()), "--part a|b|all; {USAGE}");
+    assert!(["a", "b", "c", "all"].contains(&a.part.as_str()), "--part a|b|c|all; {USAGE}");
     assert!(["sqlite", "postgres"].contains(&a.backend.as_str()), "--backend sqlite|postgres; {USAGE}");
     a
 }
@@ -452,6 +454,53 @@ async fn part_b(a: &Args) -> Result<()> {
     Ok(())
 }
 
+async fn part_c(a: &Args) -> Result<()> {
+    const SOCKETS: usize = 500;
+    eprintln!("subscribers bench (c): {SOCKETS} uninitialised sockets, {} backend…", a.backend);
+    let server = Server::start(a, &[("ARCHIVING_WS_INIT_TIMEOUT_SECONDS", "2")]).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rss_before, fds_before) = (server.rss_kib(), server.fds());
+    let mut sockets = Vec::new();
+    for _ in 0..SOCKETS {
+        let mut req = format!("ws://127.0.0.1:{}/graphql/ws", server.port).into_client_request()?;
+        req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+        sockets.push(tokio_tungstenite::connect_async(req).await?.0);
+    }
+    let (rss_open, fds_open) = (server.rss_kib(), server.fds());
+    let opened = Instant::now();
+    let closes = futures::future::join_all(sockets.into_iter().map(|mut ws| async move {
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Close(f) = msg {
+                return f.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    }))
+    .await;
+    let all_closed = opened.elapsed();
+    let mut codes: HashMap<String, usize> = HashMap::new();
+    for c in closes {
+        *codes.entry(c.map_or("none".into(), |c| c.to_string())).or_default() += 1;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (rss_after, fds_after) = (server.rss_kib(), server.fds());
+    // jemalloc returns freed pages after its decay time (10 s by default).
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let rss_later = server.rss_kib();
+    println!("\n(c) {SOCKETS} sockets without connection_init, init timeout 2 s ({} backend, binary {})", a.backend, a.bin);
+    println!("  close codes: {codes:?}; the last closed {:.1} s after all were open", all_closed.as_secs_f64());
+    println!("  server file descriptors: {fds_before} before, {fds_open} open, {fds_after} 2 s after");
+    println!(
+        "  server RSS: {:.1} MiB before, {:.1} MiB open ({:.1} KiB per socket), {:.1} MiB 2 s and {:.1} MiB 15 s after",
+        rss_before as f64 / 1024.0,
+        rss_open as f64 / 1024.0,
+        rss_open.saturating_sub(rss_before) as f64 / SOCKETS as f64,
+        rss_after as f64 / 1024.0,
+        rss_later as f64 / 1024.0
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     let a = args();
@@ -465,6 +514,12 @@ async fn main() {
     if a.part == "b" || a.part == "all" {
         if let Err(e) = part_b(&a).await {
             println!("(b) FAILED: {e:#}");
+            failed = true;
+        }
+    }
+    if a.part == "c" || a.part == "all" {
+        if let Err(e) = part_c(&a).await {
+            println!("(c) FAILED: {e:#}");
             failed = true;
         }
     }

@@ -70,9 +70,9 @@ const REPLAY_LIMIT: u64 = 1000;
 
 /// Resolved payloads kept for subscribers that receive the same event a little later. Only a
 /// short window matters: subscribers of one event receive it together, or else they lag and
-/// coalesce.
-const PAYLOADS_KEPT: usize = 1024;
-const PAYLOAD_TTL: Duration = Duration::from_secs(10);
+/// coalesce. The bound keeps the memory at a few hundred payloads whatever the clients do.
+const PAYLOADS_KEPT: usize = 256;
+const PAYLOAD_TTL: Duration = Duration::from_secs(5);
 
 type PayloadKey = [u8; 32];
 
@@ -89,10 +89,15 @@ impl Payloads {
         if let Some((_, cell)) = entries.get(&key) {
             return cell.clone();
         }
-        if entries.len() >= PAYLOADS_KEPT {
+        if entries.len() >= PAYLOADS_KEPT / 4 {
             entries.retain(|_, (at, _)| at.elapsed() < PAYLOAD_TTL);
-            if entries.len() >= PAYLOADS_KEPT {
-                entries.clear();
+        }
+        if entries.len() >= PAYLOADS_KEPT {
+            // Many selections at once: the oldest go first (waiters keep their cell).
+            let mut by_age: Vec<_> = entries.iter().map(|(k, (at, _))| (*at, *k)).collect();
+            by_age.sort();
+            for (_, k) in by_age.into_iter().take(PAYLOADS_KEPT / 4) {
+                entries.remove(&k);
             }
         }
         let cell = Arc::new(OnceCell::new());
