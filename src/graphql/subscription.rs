@@ -193,9 +193,10 @@ fn stream(feed: Arc<Feed>, engine: Engine, access: Access, watch: Watch, resume:
     let subscriber = Arc::new(Subscriber { feed: feed.clone(), access: access.clone(), shape: OnceLock::new() });
     let shared = move |event: ArchiveJobEvent| SharedEvent { event, subscriber: subscriber.clone() };
     let subs = feed.subs.clone();
+    // Listen first (now, not when the stream is first polled), then read the state: a change in
+    // between arrives as an event.
+    let mut rx = engine.jobs.events.subscribe();
     async_stream::stream! {
-        // Listen first, then read the state: a change in between arrives as an event.
-        let mut rx = engine.jobs.events.subscribe();
         let mut last_seq: HashMap<Uuid, i64> = Default::default();
         let missed = match resume {
             Some(r) => subs.missed(&access, r, &watch, REPLAY_LIMIT).await.ok().filter(|m| (m.len() as u64) < REPLAY_LIMIT),
