@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench subscribers -- [--part a|b|c|all] [--backend sqlite|postgres]
-//!     [--subscribers 1000] [--seconds 20] [--bin PATH]
+//!     [--subscribers 1000] [--seconds 20] [--fragment full|small] [--bin PATH]
 //! ```
 //!
 //! (a) Subscribers that never read: 4 WebSockets × 50 `archiveJobsChanged` subscriptions with the
@@ -34,7 +34,7 @@ use tokio_tungstenite::{
 };
 
 const SECRET: &str = "bench-secret-0123456789-0123456789-abcdef";
-const USAGE: &str = "usage: cargo bench --bench subscribers -- [--part a|b|c|all] [--backend sqlite|postgres] [--subscribers N] [--seconds S] [--bin PATH]";
+const USAGE: &str = "usage: cargo bench --bench subscribers -- [--part a|b|c|all] [--backend sqlite|postgres] [--subscribers N] [--seconds S] [--fragment full|small] [--bin PATH]";
 
 /// The SPA's job fragment (frontend-contract), as in the reported overload.
 const FULL_JOB: &str = "sequence kind cursor job { id status progress sequence error cancelRequested startedAt finishedAt
@@ -53,10 +53,12 @@ struct Args {
     subscribers: usize,
     seconds: u64,
     bin: String,
+    /// The selection of (b): the SPA's full job fragment, or only `sequence kind job { id status progress }`.
+    small: bool,
 }
 
 fn args() -> Args {
-    let mut a = Args { part: "all".into(), backend: "sqlite".into(), subscribers: 1000, seconds: 20, bin: env!("CARGO_BIN_EXE_archiving-manager").into() };
+    let mut a = Args { part: "all".into(), backend: "sqlite".into(), subscribers: 1000, seconds: 20, bin: env!("CARGO_BIN_EXE_archiving-manager").into(), small: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value; {USAGE}"));
@@ -66,6 +68,11 @@ fn args() -> Args {
             "--subscribers" => a.subscribers = value().parse().ok().filter(|n| *n > 0).expect("--subscribers N (N ≥ 1)"),
             "--seconds" => a.seconds = value().parse().ok().filter(|n| *n > 0).expect("--seconds S (S ≥ 1)"),
             "--bin" => a.bin = value(),
+            "--fragment" => a.small = match value().as_str() {
+                "full" => false,
+                "small" => true,
+                other => panic!("--fragment full|small, not {other}; {USAGE}"),
+            },
             "--bench" => {}
             other => panic!("unknown argument {other}; {USAGE}"),
         }
@@ -377,7 +384,8 @@ async fn part_b(a: &Args) -> Result<()> {
     // Every subscriber records when each sequence number arrived; the text is searched, not
     // parsed, so that the bench's own CPU use stays small beside the server's.
     // Subscribed to the course before the job exists, every subscriber sees all of its run.
-    let q = format!("subscription($c: ID) {{ archiveJobsChanged(courseId: $c) {{ {FULL_JOB} }} }}");
+    let fragment = if a.small { "sequence kind job { id status progress }" } else { FULL_JOB };
+    let q = format!("subscription($c: ID) {{ archiveJobsChanged(courseId: $c) {{ {fragment} }} }}");
     let arrivals: Arc<Mutex<HashMap<i64, Vec<Instant>>>> = Default::default();
     let mut readers = Vec::new();
     let mut sockets = Vec::new();
@@ -439,7 +447,8 @@ async fn part_b(a: &Args) -> Result<()> {
     let rss_after_15s = server.rss_kib();
     let fds_after = server.fds();
 
-    println!("\n(b) {n} subscribers of one job, each its own connection and token, full job fragment ({} backend, binary {})", a.backend, a.bin);
+    let which = if a.small { "small selection" } else { "full job fragment" };
+    println!("\n(b) {n} subscribers of one job, each its own connection and token, {which} ({} backend, binary {})", a.backend, a.bin);
     println!("  events: {} ({complete} reached all {n} subscribers)", arrivals.len());
     println!("  delivery spread (first to last subscriber): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms", pct(&spreads, 0.5), pct(&spreads, 0.99), spreads.last().copied().unwrap_or(f64::NAN));
     println!(
