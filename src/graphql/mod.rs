@@ -39,8 +39,9 @@ fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, Subscripti
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).extension(errors::ErrorCodes)
 }
 
-pub fn build(db: DatabaseConnection, engine: Engine) -> SpecExecutor<AppSchema> {
-    let schema = builder().data(db).data(engine).finish();
+pub fn build(db: DatabaseConnection, engine: Engine, subscriptions: std::sync::Arc<crate::service::subscriptions::Subscriptions>) -> SpecExecutor<AppSchema> {
+    let feed = std::sync::Arc::new(subscription::Feed::new(subscriptions));
+    let schema = builder().data(db).data(engine).data(feed).finish();
     let sdl = schema.sdl();
     SpecExecutor::new(schema, &sdl)
 }

@@ -102,7 +102,7 @@ async fn graphql_ws(State(state): State<AppState>, headers: HeaderMap, upgrade: 
     let Some(protocol) = protocol else {
         return (StatusCode::BAD_REQUEST, "send Sec-WebSocket-Protocol: graphql-transport-ws\n").into_response();
     };
-    upgrade.protocols(["graphql-transport-ws"]).on_upgrade(move |socket| ws::serve(socket, state, protocol))
+    ws::upgrade(upgrade, state, protocol)
 }
 
 /// Prefix of the close reason when a WebSocket's connection_init is refused.
@@ -118,10 +118,13 @@ fn ws_init(state: &AppState, jwt: &Arc<JwtKeys>, payload: serde_json::Value) -> 
     };
     match authenticate(jwt, header.as_deref()) {
         RequestAuth::Authenticated(a) => {
+            // Held in the connection's data: its place is freed when the connection ends.
+            let slot = state.subscriptions.connect(&a.principal).map_err(|why| async_graphql::Error::new(format!("{FORBIDDEN}: {why}")))?;
             let (auth, loaders) = request_data(state, RequestAuth::Authenticated(a));
             let mut data = Data::default();
             data.insert(auth);
             data.insert(loaders);
+            data.insert(slot);
             Ok(data)
         }
         RequestAuth::Invalid(reason) => Err(async_graphql::Error::new(format!("{FORBIDDEN}: {reason}"))),

@@ -8,6 +8,7 @@ pub mod overview;
 pub mod pagination;
 pub mod policy;
 pub mod storage_backends;
+pub mod subscriptions;
 pub mod sync;
 
 pub use access::Access;
