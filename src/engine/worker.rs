@@ -20,7 +20,7 @@ use super::Engine;
 use crate::{
     health::Liveness,
     periodic,
-    queue::{postgres_config, sqlite_config, ChunkMessage, Queue, StageMessage, TaskMessage, CHUNK_QUEUE, HEARTBEAT, POLL, STAGE_QUEUE, TASK_QUEUE},
+    queue::{postgres_config, sqlite_config, ChunkMessage, StageMessage, Store, TaskMessage, CHUNK_QUEUE, HEARTBEAT, POLL, STAGE_QUEUE, TASK_QUEUE},
 };
 
 /// Stage messages are short (one stage, or a look at a waiting job); a few at once per process.
@@ -109,13 +109,16 @@ pub async fn run(engine: Engine, liveness: Liveness, shutdown: impl Future<Outpu
             // Chunk messages are fetched one at a time (apalis fetches batches of 10 by default),
             // so that the chunks of one activity spread over the worker processes instead of
             // one process taking them all into its buffer.
-            match (&engine.queue, queue) {
-                (Queue::Sqlite(p), STAGE_QUEUE) => consume!(name, SqliteStorage::<StageMessage>::new(p).with_config(sqlite_config(queue).batch_size(batch)).poll_with_interval(POLL), engine, live, part, concurrency, on_stage, stopped),
-                (Queue::Sqlite(p), TASK_QUEUE) => consume!(name, SqliteStorage::<TaskMessage>::new(p).with_config(sqlite_config(queue).batch_size(batch)).poll_with_interval(POLL), engine, live, part, concurrency, on_task, stopped),
-                (Queue::Sqlite(p), _) => consume!(name, SqliteStorage::<ChunkMessage>::new(p).with_config(sqlite_config(queue).batch_size(batch)).poll_with_interval(POLL), engine, live, part, concurrency, on_chunk, stopped),
-                (Queue::Postgres(p), STAGE_QUEUE) => consume!(name, PostgresStorage::<StageMessage>::new(p).with_config(postgres_config(queue).batch_size(batch)).with_pubsub().poll_with_interval(POLL), engine, live, part, concurrency, on_stage, stopped),
-                (Queue::Postgres(p), TASK_QUEUE) => consume!(name, PostgresStorage::<TaskMessage>::new(p).with_config(postgres_config(queue).batch_size(batch)).with_pubsub().poll_with_interval(POLL), engine, live, part, concurrency, on_task, stopped),
-                (Queue::Postgres(p), _) => consume!(name, PostgresStorage::<ChunkMessage>::new(p).with_config(postgres_config(queue).batch_size(batch)).with_pubsub().poll_with_interval(POLL), engine, live, part, concurrency, on_chunk, stopped),
+            // Woken at once when this process pushes (and on PostgreSQL by apalis's NOTIFY of
+            // any process's push); the interval is the fallback and runs delayed messages.
+            let wake = || Strategy::new().stream(engine.queue.wakeups(queue)).interval(POLL);
+            match (&engine.queue.store, queue) {
+                (Store::Sqlite(p), STAGE_QUEUE) => consume!(name, SqliteStorage::<StageMessage>::new(p).with_config(sqlite_config(queue).batch_size(batch)).poll_with_strategy(wake()), engine, live, part, concurrency, on_stage, stopped),
+                (Store::Sqlite(p), TASK_QUEUE) => consume!(name, SqliteStorage::<TaskMessage>::new(p).with_config(sqlite_config(queue).batch_size(batch)).poll_with_strategy(wake()), engine, live, part, concurrency, on_task, stopped),
+                (Store::Sqlite(p), _) => consume!(name, SqliteStorage::<ChunkMessage>::new(p).with_config(sqlite_config(queue).batch_size(batch)).poll_with_strategy(wake()), engine, live, part, concurrency, on_chunk, stopped),
+                (Store::Postgres(p), STAGE_QUEUE) => consume!(name, PostgresStorage::<StageMessage>::new(p).with_config(postgres_config(queue).batch_size(batch)).with_pubsub().poll_with_strategy(wake()), engine, live, part, concurrency, on_stage, stopped),
+                (Store::Postgres(p), TASK_QUEUE) => consume!(name, PostgresStorage::<TaskMessage>::new(p).with_config(postgres_config(queue).batch_size(batch)).with_pubsub().poll_with_strategy(wake()), engine, live, part, concurrency, on_task, stopped),
+                (Store::Postgres(p), _) => consume!(name, PostgresStorage::<ChunkMessage>::new(p).with_config(postgres_config(queue).batch_size(batch)).with_pubsub().poll_with_strategy(wake()), engine, live, part, concurrency, on_chunk, stopped),
             }
         })));
     }
