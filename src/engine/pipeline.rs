@@ -88,11 +88,12 @@ impl Engine {
         Ok((self.settings.max_concurrent_jobs as u64).saturating_sub(running))
     }
 
-    /// Wakes the oldest queued jobs nobody holds, as many as there are free slots: called when a
-    /// job frees its slot (and by the sweeper), so a waiting job starts at once instead of
-    /// polling for a slot.
-    pub(super) async fn wake_queued(&self) -> anyhow::Result<()> {
-        let free = self.free_slots().await?;
+    /// Wakes the oldest queued jobs nobody holds, as many as there are free slots but at most
+    /// `at_most`: a job that frees its slot wakes one (so a waiting job starts at once instead of
+    /// polling for a slot); the sweeper wakes as many as fit. Waking more than the slots freed
+    /// would only flood the queue with messages whose jobs find no slot.
+    pub(super) async fn wake_queued(&self, at_most: u64) -> anyhow::Result<()> {
+        let free = self.free_slots().await?.min(at_most);
         if free == 0 {
             return Ok(());
         }
@@ -160,7 +161,7 @@ impl Engine {
                     self.discard_stored(&job, "the job failed").await?;
                     let patch = Patch { finished_at: Some(now), ..Default::default() };
                     if self.jobs.transition(job_id, status, JobStatus::Failure, patch, job.error.as_deref().unwrap_or("")).await?.is_some() {
-                        self.wake_queued().await?;
+                        self.wake_queued(1).await?;
                     }
                     return Ok(());
                 }
@@ -187,7 +188,7 @@ impl Engine {
             patch.error = Some(None);
         }
         if self.jobs.transition(job.id, stage, next, patch, "").await?.is_some() && next == JobStatus::Completed {
-            self.wake_queued().await?;
+            self.wake_queued(1).await?;
         }
         Ok(())
     }
@@ -314,7 +315,7 @@ impl Engine {
             return Ok(());
         }
         if from.is_active() {
-            self.wake_queued().await?;
+            self.wake_queued(1).await?;
         }
         let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job.id)).all(&self.db).await?;
         for t in tasks {

@@ -76,7 +76,7 @@ impl Engine {
         }
 
         // Queued (and never-started) jobs, oldest first, as many as there are free slots.
-        self.wake_queued().await?;
+        self.wake_queued(u64::MAX).await?;
         Ok(archiving)
     }
 
