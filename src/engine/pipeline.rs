@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, Condition, TransactionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use strum::IntoEnumIterator;
 use uuid::Uuid;
 
@@ -311,16 +311,18 @@ impl Engine {
     async fn end(&self, job: &archive_job::Model, from: JobStatus, to: JobStatus, note: &str) -> anyhow::Result<()> {
         let task_end = if to == JobStatus::Timeout { TaskStatus::Timeout } else { TaskStatus::Canceled };
         let patch = Patch { finished_at: Some(Utc::now()), error: (to == JobStatus::Timeout).then(|| Some(note.to_string())), ..Default::default() };
-        if self.jobs.transition(job.id, from, to, patch, note).await?.is_none() {
+        // The job and its open tasks end in one commit: a reader never sees the job final while
+        // a task still looks like it runs. Running task workers notice their task ended and stop.
+        let txn = self.db.begin().await?;
+        let Some(ended) = self.jobs.transition_in(&txn, job.id, from, to, patch, note, None).await? else {
+            txn.rollback().await?;
             return Ok(());
-        }
+        };
+        self.jobs.end_open_tasks_in(&txn, job.id, task_end).await?;
+        txn.commit().await?;
+        self.jobs.transitioned(&ended, from, to);
         if from.is_active() {
             self.wake_queued(1).await?;
-        }
-        let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job.id)).all(&self.db).await?;
-        for t in tasks {
-            let open = [TaskStatus::Created, TaskStatus::Queued, TaskStatus::Running, TaskStatus::Finalizing];
-            self.jobs.task_transition(&t, &open, task_end, |am| am.finished_at = Set(Some(Utc::now()))).await?;
         }
         self.discard_stored(job, note).await?;
         if to == JobStatus::Canceled {

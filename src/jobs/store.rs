@@ -328,6 +328,32 @@ impl JobStore {
         Ok(true)
     }
 
+    /// Ends every open task of a job in `txn` (with a log line each), so that the job's final
+    /// state and its tasks' commit together: nobody ever sees a CANCELED job with a RUNNING task.
+    pub async fn end_open_tasks_in(&self, txn: &DatabaseTransaction, job_id: Uuid, to: TaskStatus) -> anyhow::Result<()> {
+        let open = [TaskStatus::Created, TaskStatus::Queued, TaskStatus::Running, TaskStatus::Finalizing];
+        let tasks = archive_task::Entity::find()
+            .filter(archive_task::Column::JobId.eq(job_id))
+            .filter(archive_task::Column::Status.is_in(open.iter().map(|s| s.to_string())))
+            .all(txn)
+            .await?;
+        let now = Utc::now();
+        for t in tasks {
+            let moved = archive_task::Entity::update_many()
+                .col_expr(archive_task::Column::Status, Expr::val(to.to_string()).into())
+                .col_expr(archive_task::Column::UpdatedAt, Expr::val(now).into())
+                .col_expr(archive_task::Column::FinishedAt, Expr::val(Some(now)).into())
+                .filter(archive_task::Column::Id.eq(t.id))
+                .filter(archive_task::Column::Status.eq(t.status.clone()))
+                .exec(txn)
+                .await?;
+            if moved.rows_affected > 0 {
+                self.log_in(txn, job_id, Some(t.id), LogLevel::Info, &format!("task {} {} → {to}", t.id, t.status)).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Appends to a job's log, if `level` reaches the configured minimum.
     pub async fn log(&self, job_id: Uuid, task_id: Option<i64>, level: LogLevel, message: &str) -> anyhow::Result<()> {
         self.log_in(&self.db, job_id, task_id, level, message).await
