@@ -91,6 +91,7 @@ def main():
     ap.add_argument("--port", type=int, default=18190)
     ap.add_argument("--postgres", metavar="URL", help="server URL of PostgreSQL; a fresh database is created there")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--perf", metavar="FILE", help="record a CPU profile of the server during the jobs (perf record -g)")
     args = ap.parse_args()
     if not os.path.exists(args.bin):
         sys.exit(f"{args.bin} does not exist: build it first (cargo build --release)")
@@ -107,6 +108,7 @@ def main():
         db_name = f"am_whole_{os.getpid()}"
         subprocess.run(["psql", args.postgres, "-q", "-c", f"CREATE DATABASE {db_name}"], check=True)
         env["ARCHIVING_DATABASE_URL"] = args.postgres.rstrip("/") + "/" + db_name
+    started = time.time()
     server = subprocess.Popen([args.bin, "serve"], env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         token = next((l.strip() for l in server.stdout if l.startswith("eyJ")), None)
@@ -123,7 +125,7 @@ def main():
                 raise RuntimeError(body["errors"])
             return body["data"]
 
-        deadline = time.time() + 120
+        deadline = started + 600
         while True:
             try:
                 urllib.request.urlopen(url + "/readyz", timeout=2)
@@ -132,6 +134,11 @@ def main():
                 if time.time() > deadline:
                     sys.exit("the server did not become ready")
                 time.sleep(0.5)
+        print(f"server ready in {time.time() - started:.1f} s (demo LMS at scale 100 synced)", flush=True)
+        profiler = None
+        if args.perf:
+            need("perf")
+            profiler = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-g", "-p", str(server.pid), "-o", args.perf], stderr=subprocess.DEVNULL)
         course = gql('{ course(lmsId: "109") { activities(first: 100) { edges { node { id name } } } } }')["course"]
         activity = next(e["node"]["id"] for e in course["activities"]["edges"] if e["node"]["name"] == "Term paper")
         results = []
@@ -170,6 +177,10 @@ def main():
                 shutil.rmtree(unpacked)
                 print(f"{fmt} run {run}: job {took:.2f} s, baseline {base:.2f} s, ratio {took / base:.1f}x, package {size / 1e6:.1f} MB, bag {files} files", flush=True)
         peak = peak_rss_mib(server.pid)
+        if profiler:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait()
+            print(f"profile: perf report -i {args.perf} --no-children")
         print()
         print("| format | job s | tar\\|zstd -3\\|sha256sum s | ratio | package MB | goal |\n|---|---|---|---|---|---|")
         goals = {"TAR_ZST": 3.0, "ZIP": 4.0}
