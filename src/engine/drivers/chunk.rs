@@ -84,6 +84,8 @@ pub struct ChunkWriter {
     entries: BufWriter<tokio::fs::File>,
     /// Bytes written to `entries.bin` so far: where the next entry starts.
     offset: u64,
+    /// The copy buffer of streamed files, kept: a fresh zeroed one per file cost more than the copy.
+    copy_buf: Vec<u8>,
 }
 
 impl ChunkWriter {
@@ -102,6 +104,7 @@ impl ChunkWriter {
             manifest: BufWriter::with_capacity(STAGING_BUFFER, manifest),
             entries: BufWriter::with_capacity(STAGING_BUFFER, entries),
             offset: 0,
+            copy_buf: Vec::new(),
         })
     }
 
@@ -138,7 +141,8 @@ impl EntrySink for ChunkWriter {
     async fn add_reader(&mut self, path: &str, size: u64, mtime: DateTime<Utc>, mut reader: FileReader, cancelled: &(dyn Fn() -> bool + Sync))
         -> anyhow::Result<()> {
         let offset = self.offset;
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = std::mem::take(&mut self.copy_buf);
+        buf.resize(CHUNK, 0);
         let (mut total, mut next_check) = (0u64, CANCEL_CHECK_BYTES);
         loop {
             let n = reader.read(&mut buf).await.with_context(|| format!("reading {path} from the LMS"))?;
@@ -157,6 +161,7 @@ impl EntrySink for ChunkWriter {
             }
         }
         anyhow::ensure!(total == size, "{path}: the LMS sent {total} bytes, it announced {size}");
+        self.copy_buf = buf;
         self.line(&Line::Entry { path: path.to_string(), mtime, offset, size, inline: false }).await
     }
 
