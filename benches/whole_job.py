@@ -91,7 +91,7 @@ def main():
     ap.add_argument("--port", type=int, default=18190)
     ap.add_argument("--postgres", metavar="URL", help="server URL of PostgreSQL; a fresh database is created there")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
-    ap.add_argument("--perf", metavar="FILE", help="record a CPU profile of the server during the jobs (perf record -g)")
+    ap.add_argument("--perf", metavar="PREFIX", help="record a CPU profile of the server during each job (perf record -g) into PREFIX.<format>.<run>")
     args = ap.parse_args()
     if not os.path.exists(args.bin):
         sys.exit(f"{args.bin} does not exist: build it first (cargo build --release)")
@@ -135,15 +135,18 @@ def main():
                     sys.exit("the server did not become ready")
                 time.sleep(0.5)
         print(f"server ready in {time.time() - started:.1f} s (demo LMS at scale 100 synced)", flush=True)
-        profiler = None
         if args.perf:
             need("perf")
-            profiler = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-g", "-p", str(server.pid), "-o", args.perf], stderr=subprocess.DEVNULL)
         course = gql('{ course(lmsId: "109") { activities(first: 100) { edges { node { id name } } } } }')["course"]
         activity = next(e["node"]["id"] for e in course["activities"]["edges"] if e["node"]["name"] == "Term paper")
         results = []
         for fmt in formats:
             for run in range(1, args.runs + 1):
+                profiler = None
+                if args.perf:
+                    out = f"{args.perf}.{fmt}.{run}"
+                    profiler = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-g", "-p", str(server.pid), "-o", out], stderr=subprocess.DEVNULL)
+                    time.sleep(0.5)  # perf attaches
                 began = time.perf_counter()
                 p = gql("mutation($id: ID!, $f: ArchiveFormat) { createArchiveJob(input: {activityIds: [$id], format: $f}) { job { id } userErrors { message } } }",
                         {"id": activity, "f": fmt})["createArchiveJob"]
@@ -156,6 +159,10 @@ def main():
                     if status in FINAL:
                         break
                 took = time.perf_counter() - began
+                if profiler:
+                    profiler.send_signal(signal.SIGINT)
+                    profiler.wait()
+                    print(f"profile of the job: perf report -i {out} --no-children", flush=True)
                 job = gql("""query($id: ID!) { archiveJob(id: $id) { status error transitions { at from to }
                     logs(first: 100) { edges { node { createdAt message } } }
                     files { fileName sizeBytes downloadUrl } } }""", {"id": job_id})["archiveJob"]
@@ -177,10 +184,6 @@ def main():
                 shutil.rmtree(unpacked)
                 print(f"{fmt} run {run}: job {took:.2f} s, baseline {base:.2f} s, ratio {took / base:.1f}x, package {size / 1e6:.1f} MB, bag {files} files", flush=True)
         peak = peak_rss_mib(server.pid)
-        if profiler:
-            profiler.send_signal(signal.SIGINT)
-            profiler.wait()
-            print(f"profile: perf report -i {args.perf} --no-children")
         print()
         print("| format | job s | tar\\|zstd -3\\|sha256sum s | ratio | package MB | goal |\n|---|---|---|---|---|---|")
         goals = {"TAR_ZST": 3.0, "ZIP": 4.0}
