@@ -43,13 +43,16 @@ pub(super) const CHUNKS_DIR: &str = "chunks";
 pub(super) enum ChunkPlan {
     /// A small activity: archive it directly, as one piece.
     Direct,
-    /// Chunks are queued or running: nothing to do until one ends.
-    Waiting,
-    /// Every chunk is done: assemble these folders, in order.
-    Ready(Vec<PathBuf>),
+    /// Chunks are planned: assemble them, each as soon as it is done ([`Engine::assemble_chunks`]).
+    Assemble(Vec<archive_chunk::Model>),
     /// A chunk failed: so does the task.
     Failed(Failure),
 }
+
+/// How often an assembly waiting for a chunk looks for its `done.json`, and how many looks make
+/// one look at the chunk's row (for a failure, or finished files that are gone).
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+const POLLS_PER_ROW_CHECK: u32 = 10;
 
 /// Progress for the assembly: only cancellation counts (the task's records are already done).
 pub(super) struct CancelOnly<'a>(pub &'a dyn Progress);
@@ -86,7 +89,7 @@ impl Engine {
     /// Decides how a running task goes on (see [`ChunkPlan`]); plans and queues the chunks of a
     /// large activity the first time.
     pub(super) async fn chunk_plan(&self, job_id: Uuid, task: &archive_task::Model, request: &ArchiveRequest) -> anyhow::Result<ChunkPlan> {
-        let chunks = self.chunks_of(task.id).await?;
+        let mut chunks = self.chunks_of(task.id).await?;
         if chunks.is_empty() {
             let total = self.lms.record_versions(&request.activity.lms_id).await?.len() as u64;
             let size = self.settings.chunk_records as u64;
@@ -94,33 +97,33 @@ impl Engine {
                 return Ok(ChunkPlan::Direct);
             }
             self.create_chunks(job_id, task, total, size).await?;
-            return Ok(ChunkPlan::Waiting);
+            chunks = self.chunks_of(task.id).await?;
         }
         let of = chunks.len() as u64;
         if let Some(f) = chunks.iter().find(|c| is(c, ChunkStatus::Failed)) {
             let error = format!("{}: {}", describe(f, of), f.error.as_deref().unwrap_or("failed"));
             return Ok(ChunkPlan::Failed(if f.failure_transient { Failure::transient(error) } else { Failure::permanent(error) }));
         }
-        if !chunks.iter().all(|c| is(c, ChunkStatus::Finished)) {
-            return Ok(ChunkPlan::Waiting);
-        }
+        Ok(ChunkPlan::Assemble(chunks))
+    }
+
+    /// Builds the task's package from its chunks while they are rendered, wherever: chunk after
+    /// chunk, each as soon as it is done. The task holds its lease meanwhile (a task whose
+    /// worker dies is sent again by the sweeper and starts the assembly over); chunks have a
+    /// queue and workers of their own, so a waiting task never keeps its chunks from running.
+    pub(super) async fn assemble_chunks(
+        &self,
+        job_id: Uuid,
+        task: &archive_task::Model,
+        request: &ArchiveRequest,
+        out_dir: &std::path::Path,
+        chunks: Vec<archive_chunk::Model>,
+        progress: &dyn Progress,
+    ) -> Result<drivers::BuiltPackage, ArchiveError> {
         let dirs: Vec<PathBuf> = chunks.iter().map(|c| self.chunk_dir(job_id, task.id, c.idx)).collect();
-        // A finished chunk whose files are gone (the staging area was lost) is rendered again.
-        let lost: Vec<&archive_chunk::Model> = chunks.iter().zip(&dirs).filter(|(_, d)| !drivers::chunk::chunk_complete(d)).map(|(c, _)| c).collect();
-        if lost.is_empty() {
-            return Ok(ChunkPlan::Ready(dirs));
-        }
-        for c in lost {
-            self.jobs.log(job_id, Some(task.id), LogLevel::Warn, &format!("{}: its files are gone; archiving it again", describe(c, of))).await?;
-            archive_chunk::Entity::update_many()
-                .col_expr(archive_chunk::Column::Status, Expr::val(ChunkStatus::Queued.to_string()).into())
-                .col_expr(archive_chunk::Column::UpdatedAt, Expr::val(Utc::now()).into())
-                .filter(archive_chunk::Column::Id.eq(c.id))
-                .exec(&self.db)
-                .await?;
-            self.queue.push_chunk(job_id, task.id, c.id).await?;
-        }
-        Ok(ChunkPlan::Waiting)
+        let total = chunks.iter().map(|c| c.records.max(0) as u64).sum();
+        let feed = ChunkWaiter { engine: self, job_id, task_id: task.id, chunks: &chunks, dirs: &dirs, progress };
+        drivers::assemble_as_ready(request, out_dir, &dirs, total, &feed, progress).await
     }
 
     /// Inserts the chunk rows (those missing: a run that died half-way may have inserted some)
@@ -158,6 +161,19 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// A finished chunk whose files are gone (the staging area was lost) is rendered again.
+    async fn rerender_lost(&self, job_id: Uuid, c: &archive_chunk::Model, of: u64) -> anyhow::Result<()> {
+        self.jobs.log(job_id, Some(c.task_id), LogLevel::Warn, &format!("{}: its files are gone; archiving it again", describe(c, of))).await?;
+        archive_chunk::Entity::update_many()
+            .col_expr(archive_chunk::Column::Status, Expr::val(ChunkStatus::Queued.to_string()).into())
+            .col_expr(archive_chunk::Column::UpdatedAt, Expr::val(Utc::now()).into())
+            .filter(archive_chunk::Column::Id.eq(c.id))
+            .filter(archive_chunk::Column::Status.eq(ChunkStatus::Finished.to_string()))
+            .exec(&self.db)
+            .await?;
+        self.queue.push_chunk(job_id, c.task_id, c.id).await
     }
 
     /// A task starts over (a retry): its chunks are planned anew, their files removed.
@@ -335,6 +351,50 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// The assembly's view of the chunks: a chunk is ready when its `done.json` is there and its
+/// row says FINISHED (the files come first, the row after: both, and no rerun can replace them).
+struct ChunkWaiter<'a> {
+    engine: &'a Engine,
+    job_id: Uuid,
+    task_id: i64,
+    chunks: &'a [archive_chunk::Model],
+    dirs: &'a [PathBuf],
+    progress: &'a dyn Progress,
+}
+
+#[async_trait::async_trait]
+impl drivers::ChunkFeed for ChunkWaiter<'_> {
+    async fn ready(&self, idx: usize) -> Result<(), ArchiveError> {
+        let (planned, dir, of) = (&self.chunks[idx], &self.dirs[idx], self.chunks.len() as u64);
+        let failed = |e: anyhow::Error| ArchiveError::Failed(Failure::transient(format!("{e:#}")));
+        let mut polls = 0u32;
+        loop {
+            if self.progress.cancelled() {
+                return Err(ArchiveError::Cancelled);
+            }
+            let complete = drivers::chunk::chunk_complete(dir);
+            if complete || polls % POLLS_PER_ROW_CHECK == 0 {
+                let row = archive_chunk::Entity::find_by_id(planned.id).one(&self.engine.db).await.map_err(|e| failed(e.into()))?;
+                let Some(c) = row.filter(|c| c.task_id == self.task_id) else {
+                    return Err(failed(anyhow::anyhow!("{} was planned anew meanwhile", describe(planned, of))));
+                };
+                if is(&c, ChunkStatus::Failed) {
+                    let error = format!("{}: {}", describe(&c, of), c.error.as_deref().unwrap_or("failed"));
+                    return Err(ArchiveError::Failed(if c.failure_transient { Failure::transient(error) } else { Failure::permanent(error) }));
+                }
+                if is(&c, ChunkStatus::Finished) {
+                    if complete {
+                        return Ok(());
+                    }
+                    self.engine.rerender_lost(self.job_id, &c, of).await.map_err(failed)?;
+                }
+            }
+            polls = polls.wrapping_add(1);
+            tokio::time::sleep(WAIT_POLL).await;
+        }
     }
 }
 

@@ -105,10 +105,9 @@ impl Engine {
         let progress = TaskProgress { stop: stop.clone(), tx };
         let outcome = match self.chunk_plan(job.id, &task, &request).await {
             Ok(ChunkPlan::Direct) => drivers::archive_activity(self.lms.as_ref(), &request, &out_dir, &progress).await,
-            Ok(ChunkPlan::Waiting) => return Ok(()), // each chunk's end sends the task again
-            Ok(ChunkPlan::Ready(dirs)) => {
-                // The task's progress already says every record is done: assembling only copies.
-                let assembled = drivers::assemble_activity(&request, &out_dir, &dirs, &CancelOnly(&progress)).await;
+            Ok(ChunkPlan::Assemble(chunks)) => {
+                // The chunks' progress is the task's: assembling only copies.
+                let assembled = self.assemble_chunks(job.id, &task, &request, &out_dir, chunks, &CancelOnly(&progress)).await;
                 if assembled.is_ok() {
                     let _ = tokio::fs::remove_dir_all(out_dir.join(CHUNKS_DIR)).await;
                 }

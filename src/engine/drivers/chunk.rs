@@ -84,6 +84,8 @@ pub struct ChunkWriter {
     entries: BufWriter<tokio::fs::File>,
     /// Bytes written to `entries.bin` so far: where the next entry starts.
     offset: u64,
+    /// The copy buffer of streamed files, kept: a fresh zeroed one per file cost more than the copy.
+    copy_buf: Vec<u8>,
 }
 
 impl ChunkWriter {
@@ -102,6 +104,7 @@ impl ChunkWriter {
             manifest: BufWriter::with_capacity(STAGING_BUFFER, manifest),
             entries: BufWriter::with_capacity(STAGING_BUFFER, entries),
             offset: 0,
+            copy_buf: Vec::new(),
         })
     }
 
@@ -138,7 +141,8 @@ impl EntrySink for ChunkWriter {
     async fn add_reader(&mut self, path: &str, size: u64, mtime: DateTime<Utc>, mut reader: FileReader, cancelled: &(dyn Fn() -> bool + Sync))
         -> anyhow::Result<()> {
         let offset = self.offset;
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = std::mem::take(&mut self.copy_buf);
+        buf.resize(CHUNK, 0);
         let (mut total, mut next_check) = (0u64, CANCEL_CHECK_BYTES);
         loop {
             let n = reader.read(&mut buf).await.with_context(|| format!("reading {path} from the LMS"))?;
@@ -157,6 +161,7 @@ impl EntrySink for ChunkWriter {
             }
         }
         anyhow::ensure!(total == size, "{path}: the LMS sent {total} bytes, it announced {size}");
+        self.copy_buf = buf;
         self.line(&Line::Entry { path: path.to_string(), mtime, offset, size, inline: false }).await
     }
 
@@ -215,6 +220,35 @@ pub fn chunk_complete(dir: &Path) -> bool {
     std::fs::read(dir.join(DONE)).ok().and_then(|b| serde_json::from_slice::<Done>(&b).ok()).is_some_and(|d| d.layout == LAYOUT)
 }
 
+/// Says when each chunk of an assembly can be read: the assembly follows the chunks as they
+/// finish instead of waiting for the last one, so that building the package overlaps rendering.
+#[async_trait::async_trait]
+pub trait ChunkFeed: Send + Sync {
+    /// Returns when chunk `idx` is complete in its folder; fails with the chunk's failure, or
+    /// [`ArchiveError::Cancelled`].
+    async fn ready(&self, idx: usize) -> Result<(), ArchiveError>;
+}
+
+/// The feed of chunks that are all complete already: it only checks.
+struct AllDone<'a>(&'a [PathBuf]);
+
+#[async_trait::async_trait]
+impl ChunkFeed for AllDone<'_> {
+    async fn ready(&self, idx: usize) -> Result<(), ArchiveError> {
+        read_done(&self.0[idx]).await.map(|_| ())
+    }
+}
+
+/// A complete chunk's `done.json`, of the current layout.
+async fn read_done(dir: &Path) -> Result<Done, ArchiveError> {
+    let done = tokio::fs::read(dir.join(DONE)).await.with_context(|| format!("chunk {} is not complete", dir.display())).map_err(transient)?;
+    let done = serde_json::from_slice::<Done>(&done).map_err(transient)?;
+    if done.layout != LAYOUT {
+        return Err(transient(anyhow!("chunk {} was written in another layout ({}, not {LAYOUT})", dir.display(), done.layout)));
+    }
+    Ok(done)
+}
+
 /// Builds the activity's package in `out_dir` from its complete chunks, in order: the same
 /// package as [`super::archive_activity`] builds from the same records (see the module doc).
 /// Progress is reported per record assembled.
@@ -224,20 +258,33 @@ pub async fn assemble_activity(
     chunk_dirs: &[PathBuf],
     progress: &dyn Progress,
 ) -> Result<BuiltPackage, ArchiveError> {
-    let (file_name, bag) = package_names(req)?;
     let mut total = 0;
     for dir in chunk_dirs {
-        let done = tokio::fs::read(dir.join(DONE)).await.with_context(|| format!("chunk {} is not complete", dir.display())).map_err(transient)?;
-        let done = serde_json::from_slice::<Done>(&done).map_err(transient)?;
-        if done.layout != LAYOUT {
-            return Err(transient(anyhow!("chunk {} was written in another layout ({}, not {LAYOUT})", dir.display(), done.layout)));
-        }
-        total += done.records;
+        total += read_done(dir).await?.records;
     }
+    assemble_as_ready(req, out_dir, chunk_dirs, total, &AllDone(chunk_dirs), progress).await
+}
+
+/// As [`assemble_activity`], each chunk assembled as soon as `feed` says it is complete; `total`
+/// is the number of records planned, for progress.
+pub async fn assemble_as_ready(
+    req: &ArchiveRequest,
+    out_dir: &Path,
+    chunk_dirs: &[PathBuf],
+    total: u64,
+    feed: &dyn ChunkFeed,
+    progress: &dyn Progress,
+) -> Result<BuiltPackage, ArchiveError> {
+    let (file_name, bag) = package_names(req)?;
     let mut pkg = PackageWriter::create(package_spec(req, out_dir, &file_name, &bag)).map_err(transient)?;
     let mut asm = Assembly { fingerprint: None, ids: HashSet::new(), used: HashSet::new(), contents: Vec::new(), done: 0, total };
-    for dir in chunk_dirs {
-        if let Err(e) = asm.chunk(&mut pkg, req, dir, progress).await {
+    for (idx, dir) in chunk_dirs.iter().enumerate() {
+        let step = async {
+            feed.ready(idx).await?;
+            read_done(dir).await?;
+            asm.chunk(&mut pkg, req, dir, progress).await
+        };
+        if let Err(e) = step.await {
             pkg.abort().await;
             return Err(e);
         }

@@ -20,7 +20,7 @@ pub mod chunk;
 pub mod quiz;
 pub mod report;
 
-pub use chunk::{archive_chunk, assemble_activity, ChunkWriter};
+pub use chunk::{archive_chunk, assemble_activity, assemble_as_ready, ChunkFeed, ChunkWriter};
 
 use std::{
     collections::{HashMap, HashSet},
