@@ -68,7 +68,7 @@ impl AppState {
         let bus = EventBus::start(&db).await.context("starting the event bus")?;
         let queue = Queue::open(&db).await.context("opening the job queue")?;
         let engine = Engine::new(JobStore::new(db.clone(), bus, settings.clone()), queue, settings.clone(), lms.clone());
-        let schema = graphql::build(db.clone(), engine.clone());
+        let schema = graphql::build(engine.clone());
         Ok(Self { settings, db, statements, jwt, lms, schema, engine, liveness: Liveness::default(), _single: single })
     }
 }

@@ -11,9 +11,7 @@ mod subscription;
 pub mod types;
 
 use async_graphql::{Schema, SDLExportOptions};
-use sea_orm::DatabaseConnection;
-
-use crate::engine::Engine;
+use crate::{engine::Engine, service::Services};
 
 pub use context::RequestAuth;
 pub use nulls::SpecExecutor;
@@ -39,8 +37,10 @@ fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, Subscripti
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY)
 }
 
-pub fn build(db: DatabaseConnection, engine: Engine) -> SpecExecutor<AppSchema> {
-    let schema = builder().data(db).data(engine).finish();
+/// The schema with what resolvers reach: the services. The engine is there only for the
+/// subscriptions, until their reads move into `service` too.
+pub fn build(engine: Engine) -> SpecExecutor<AppSchema> {
+    let schema = builder().data(Services::new(engine.clone())).data(engine).finish();
     let sdl = schema.sdl();
     SpecExecutor::new(schema, &sdl)
 }

@@ -24,7 +24,7 @@ use crate::{
     app::AppState,
     auth::JwtKeys,
     graphql::{loaders::Loaders, RequestAuth},
-    service::Access,
+    service::{Access, Services},
 };
 
 pub fn router(state: AppState) -> Router {
@@ -68,7 +68,7 @@ fn request_data(state: &AppState, auth: RequestAuth) -> (RequestAuth, Loaders) {
         RequestAuth::Authenticated(a) => Some(a.clone()),
         _ => None,
     };
-    (auth, Loaders::new(&state.db, access))
+    (auth, Loaders::new(&Services::new(state.engine.clone()), access))
 }
 
 async fn graphql(State(state): State<AppState>, request: Request) -> Response {
