@@ -44,6 +44,7 @@ pub fn lms_source(settings: &Settings) -> Arc<dyn LmsSource> {
 /// The demo LMS as configured; its later changes live in the data directory.
 pub fn demo_lms(settings: &Settings) -> DemoLms {
     DemoLms::new(settings.demo_scale)
+        .with_extra_courses(settings.demo_extra_courses)
         .with_record_delay(std::time::Duration::from_millis(settings.demo_record_delay_ms as u64))
         .with_changes_file(settings.data_dir.join("demo-changes.json"))
 }
