@@ -126,11 +126,17 @@ async fn seed_jobs(app: &TestApp, n: usize) {
     .unwrap();
 }
 
-/// Runs `query` and returns its data and the statements it cost.
+/// Runs `query` three times and returns its data and the fewest statements a run cost: the event
+/// log's reader polls once a second, and such a statement in between is not the query's.
 async fn counted(app: &TestApp, token: &str, query: &str, n: i32) -> (Value, u64) {
-    let before = app.state.statements.get();
-    let data = app.data(token, query, json!({"n": n})).await;
-    (data, app.state.statements.get() - before)
+    let mut fewest = u64::MAX;
+    let mut data = Value::Null;
+    for _ in 0..3 {
+        let before = app.state.statements.get();
+        data = app.data(token, query, json!({"n": n})).await;
+        fewest = fewest.min(app.state.statements.get() - before);
+    }
+    (data, fewest)
 }
 
 async fn job_lists_cost_the_same_at_any_page_size(backend: Backend) {
@@ -165,8 +171,7 @@ async fn job_lists_cost_the_same_at_any_page_size(backend: Backend) {
         for (n, s) in &counts {
             assert!(*s <= JOB_QUERY_BOUND, "{who}: {s} statements at first: {n} (bound {JOB_QUERY_BOUND}); all: {counts:?}");
         }
-        // Past the first query (which may create the URL signing key), the count is the same.
-        assert_eq!(counts[1].1, counts[2].1, "{who}: statements per page size {counts:?}");
+        assert!(counts.iter().all(|(_, s)| *s == counts[0].1), "{who}: statements per page size {counts:?}");
     }
 }
 
