@@ -129,6 +129,37 @@ fn dedup<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v
 }
 
+/// Loads what `look` (the selection of a list of categories) needs one level below them.
+pub async fn preload_categories(ctx: &Context<'_>, look: &Lookahead<'_>, cats: &[course_category::Model]) -> AppResult<()> {
+    if cats.is_empty() {
+        return Ok(());
+    }
+    let l = ctx_loaders(ctx);
+    let s = &l.services;
+    let ids: Vec<i64> = cats.iter().map(|c| c.id).collect();
+    let parents = dedup(cats.iter().filter_map(|c| c.parent_id).collect());
+    let (children, enabled, parents) = tokio::try_join!(
+        async {
+            match (&l.access, look.field("children").exists()) {
+                (Some(a), true) => s.children_of(a, &ids).await.map(Some),
+                _ => Ok(None),
+            }
+        },
+        async { if look.field("archivingEnabled").exists() { s.archiving_enabled_of(&ids).await.map(Some) } else { Ok(None) } },
+        async { if look.field("parent").exists() && !parents.is_empty() { s.categories_related(&parents).await.map(Some) } else { Ok(None) } },
+    )?;
+    if let Some(children) = children {
+        feed(&l.children, ids.iter().copied(), children, Vec::new).await;
+    }
+    if let Some(enabled) = enabled {
+        feed(&l.archiving_enabled, ids.iter().copied(), enabled, || true).await;
+    }
+    if let Some(parents) = parents {
+        l.category.feed_many(parents).await;
+    }
+    Ok(())
+}
+
 /// Loads what `look` (the selection of a list of courses) needs below the courses, all levels
 /// at once: categories, their archiving setting, the activities and their archive states.
 pub async fn preload_courses(ctx: &Context<'_>, look: &Lookahead<'_>, courses: &[course::Model]) -> AppResult<()> {

@@ -102,6 +102,8 @@ impl QueryRoot {
     async fn categories(&self, ctx: &Context<'_>, parent_id: Option<ID>, first: Option<i32>, after: Option<String>) -> Result<Conn<CourseCategory>> {
         let parent = parent_id.map(|p| ids::decode(&p, NodeType::CourseCategory)).transpose()?;
         let page = ctx.services().categories(ctx.access()?, parent, &ctx.page(first, after)?).await?;
+        let rows: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
+        loaders::preload_categories(ctx, &loaders::nodes(&ctx.look_ahead()), &rows).await?;
         Ok(connection(page, CourseCategory::new)?)
     }
 
