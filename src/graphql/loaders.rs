@@ -47,6 +47,9 @@ pub struct Loaders {
     pub downloadable: Cached<DownloadableLoader>,
     pub storage_backend: Cached<StorageBackendLoader>,
     signer: OnceCell<Signer>,
+    /// False for a WebSocket connection, whose loaders live as long as it does: each event must
+    /// read the current state, not what an earlier one loaded.
+    cached: bool,
 }
 
 /// How long a loader that was not preloaded waits for more keys before it queries. The default
@@ -77,7 +80,27 @@ impl Loaders {
             services: services.clone(),
             access,
             signer: OnceCell::new(),
+            cached: true,
         }
+    }
+
+    /// Loaders that batch but never cache nor preload, for a connection that outlives a request.
+    pub fn uncached(services: &Services, access: Option<Access>) -> Self {
+        let l = Self { cached: false, ..Self::new(services, access) };
+        l.category.enable_all_cache(false);
+        l.course.enable_all_cache(false);
+        l.course_activities.enable_all_cache(false);
+        l.children.enable_all_cache(false);
+        l.archive_stats.enable_all_cache(false);
+        l.archiving_enabled.enable_all_cache(false);
+        l.activity.enable_all_cache(false);
+        l.job_tasks.enable_all_cache(false);
+        l.job_files.enable_all_cache(false);
+        l.job_transitions.enable_all_cache(false);
+        l.file_timestamps.enable_all_cache(false);
+        l.downloadable.enable_all_cache(false);
+        l.storage_backend.enable_all_cache(false);
+        l
     }
 
     /// Forgets everything loaded so far in this request (before a mutation changes things).
@@ -131,7 +154,7 @@ fn dedup<T: Ord>(mut v: Vec<T>) -> Vec<T> {
 
 /// Loads what `look` (the selection of a list of categories) needs one level below them.
 pub async fn preload_categories(ctx: &Context<'_>, look: &Lookahead<'_>, cats: &[course_category::Model]) -> AppResult<()> {
-    if cats.is_empty() {
+    if cats.is_empty() || !ctx_loaders(ctx).cached {
         return Ok(());
     }
     let l = ctx_loaders(ctx);
@@ -163,7 +186,7 @@ pub async fn preload_categories(ctx: &Context<'_>, look: &Lookahead<'_>, cats: &
 /// Loads what `look` (the selection of a list of courses) needs below the courses, all levels
 /// at once: categories, their archiving setting, the activities and their archive states.
 pub async fn preload_courses(ctx: &Context<'_>, look: &Lookahead<'_>, courses: &[course::Model]) -> AppResult<()> {
-    if courses.is_empty() {
+    if courses.is_empty() || !ctx_loaders(ctx).cached {
         return Ok(());
     }
     let l = ctx_loaders(ctx);
@@ -194,7 +217,7 @@ pub async fn preload_courses(ctx: &Context<'_>, look: &Lookahead<'_>, courses: &
 /// Loads what `look` (the selection of a list of activities) needs below them: archive states
 /// and, unless the caller already has them, the courses.
 pub async fn preload_activities(ctx: &Context<'_>, look: &Lookahead<'_>, acts: &[activity::Model], courses: Option<&[course::Model]>) -> AppResult<()> {
-    if acts.is_empty() {
+    if acts.is_empty() || !ctx_loaders(ctx).cached {
         return Ok(());
     }
     let l = ctx_loaders(ctx);
@@ -218,7 +241,7 @@ pub async fn preload_activities(ctx: &Context<'_>, look: &Lookahead<'_>, acts: &
 /// Loads what `look` (the selection of a list of jobs) needs below them: courses, tasks and their
 /// activities, transitions, files with their timestamps, backends and download permission.
 pub async fn preload_jobs(ctx: &Context<'_>, look: &Lookahead<'_>, jobs: &[archive_job::Model]) -> AppResult<()> {
-    if jobs.is_empty() {
+    if jobs.is_empty() || !ctx_loaders(ctx).cached {
         return Ok(());
     }
     let l = ctx_loaders(ctx);
@@ -258,7 +281,7 @@ pub async fn preload_jobs(ctx: &Context<'_>, look: &Lookahead<'_>, jobs: &[archi
 
 /// Loads what `look` (the selection of a list of archive files) needs below them.
 pub async fn preload_files(ctx: &Context<'_>, look: &Lookahead<'_>, files: &[archive_file::Model]) -> AppResult<()> {
-    if files.is_empty() {
+    if files.is_empty() || !ctx_loaders(ctx).cached {
         return Ok(());
     }
     let l = ctx_loaders(ctx);
