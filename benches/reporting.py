@@ -142,6 +142,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=3, help="seconds of load per server before the rounds")
     ap.add_argument("--port", type=int, default=18280)
+    ap.add_argument("--also-bin", help="another build of the server (e.g. before a change) to measure beside, on the same data")
     args = ap.parse_args()
     if not os.path.exists(args.bin):
         sys.exit(f"{args.bin} does not exist: build it first (cargo build --release)")
@@ -165,7 +166,7 @@ def main():
                ARCHIVING_LOG="warn", ARCHIVING_JWT_SECRET=secrets.token_hex(24),
                ARCHIVING_DEMO_EXTRA_COURSES=str(max(0, args.courses + 10 - 9)), ARCHIVING_MAX_CONCURRENT_JOBS="10")
     mint = lambda role: subprocess.run([args.bin, "token", "--role", role, "--ttl", "2h"], env=env, check=True, capture_output=True, text=True).stdout.strip()
-    server = pgl = None
+    server = pgl = other = None
     try:
         # 1. The data set: sync at start, then archive the activities of some courses for real.
         server = subprocess.Popen([args.bin, "serve"], env=env, stdout=subprocess.DEVNULL, start_new_session=True)
@@ -201,10 +202,19 @@ def main():
                                env=dict(os.environ, NODE_ENV="production"), cwd=NODE_DIR, stdout=subprocess.DEVNULL, start_new_session=True)
         wait_ready(server_url + "/readyz", "the server", server)
         wait_ready(pgl_url + "/graphql", "PostGraphile", pgl)
+        if args.also_bin:
+            other_url = f"http://127.0.0.1:{args.port + 2}"
+            other_env = {k: v for k, v in env.items() if k != "ARCHIVING_DEMO_EXTRA_COURSES"}  # it syncs at start: keep the rows
+            other_env["ARCHIVING_LISTEN"] = f"127.0.0.1:{args.port + 2}"
+            other = subprocess.Popen([args.also_bin, "serve", "--no-workers"], env=dict(other_env, ARCHIVING_DATA_DIR=tempfile.mkdtemp(prefix="am-reporting-other-")),
+                                     stdout=subprocess.DEVNULL, start_new_session=True)
+            wait_ready(other_url + "/readyz", args.also_bin, other)
         reporter = mint("reporter")
         variables = {"n": args.courses}
         ours = normalize_server(post(server_url + "/graphql", SERVER_QUERY, variables, reporter))
         theirs = normalize_postgraphile(post(pgl_url + "/graphql", POSTGRAPHILE_QUERY, variables))
+        if args.also_bin and normalize_server(post(other_url + "/graphql", SERVER_QUERY, variables, reporter)) != ours:
+            sys.exit(f"{args.also_bin} answers differently")
         if ours != theirs:
             sys.exit(f"the two answers differ:\n server:      {ours}\n PostGraphile: {theirs}")
         states = [a[3] for c in ours[1] for a in c[5]]
@@ -215,11 +225,13 @@ def main():
             "archiving-manager": (server_url + "/graphql", json.dumps({"query": SERVER_QUERY, "variables": variables}), reporter),
             "PostGraphile 4.14.1": (pgl_url + "/graphql", json.dumps({"query": POSTGRAPHILE_QUERY, "variables": variables}), None),
         }
+        if args.also_bin:
+            targets["--also-bin"] = (other_url + "/graphql", json.dumps({"query": SERVER_QUERY, "variables": variables}), reporter)
         for name, (url, body, token) in targets.items():
             autocannon(url, body, token, args.concurrency, args.warmup)
         results = {name: [] for name in targets}
         for r in range(args.rounds):
-            for name, (url, body, token) in (targets.items() if r % 2 == 0 else reversed(list(targets.items()))):
+            for name, (url, body, token) in (list(targets.items()) if r % 2 == 0 else list(reversed(list(targets.items())))):
                 rps, p50, p99 = autocannon(url, body, token, args.concurrency, args.seconds)
                 results[name].append(rps)
                 print(f"round {r + 1}  {name:<20} {rps:8.1f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms", flush=True)
@@ -227,9 +239,12 @@ def main():
         mean = {name: sum(v) / len(v) for name, v in results.items()}
         for name, v in mean.items():
             print(f"{name:<20} {v:8.1f} req/s (mean of rounds)")
-        a, b = list(mean.values())
+        a, b = mean["archiving-manager"], mean["PostGraphile 4.14.1"]
         print(f"ratio archiving-manager / PostGraphile: {a / b:.2f}x")
+        if args.also_bin:
+            print(f"ratio --also-bin ({args.also_bin}) / PostGraphile: {mean['--also-bin'] / b:.2f}x; archiving-manager / --also-bin: {a / mean['--also-bin']:.2f}x")
     finally:
+        stop(other)
         stop(pgl)
         stop(server)
         try:
