@@ -204,10 +204,11 @@ def main():
         wait_ready(pgl_url + "/graphql", "PostGraphile", pgl)
         if args.also_bin:
             other_url = f"http://127.0.0.1:{args.port + 2}"
-            other_env = {k: v for k, v in env.items() if k != "ARCHIVING_DEMO_EXTRA_COURSES"}  # it syncs at start: keep the rows
+            # It syncs the demo LMS at start too: the same data directory (the demo's changes are
+            # kept there), and no setting an older build may not know (sync adds, never removes).
+            other_env = {k: v for k, v in env.items() if k != "ARCHIVING_DEMO_EXTRA_COURSES"}
             other_env["ARCHIVING_LISTEN"] = f"127.0.0.1:{args.port + 2}"
-            other = subprocess.Popen([args.also_bin, "serve", "--no-workers"], env=dict(other_env, ARCHIVING_DATA_DIR=tempfile.mkdtemp(prefix="am-reporting-other-")),
-                                     stdout=subprocess.DEVNULL, start_new_session=True)
+            other = subprocess.Popen([args.also_bin, "serve", "--no-workers"], env=other_env, stdout=subprocess.DEVNULL, start_new_session=True)
             wait_ready(other_url + "/readyz", args.also_bin, other)
         reporter = mint("reporter")
         variables = {"n": args.courses}
