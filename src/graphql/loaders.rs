@@ -195,22 +195,30 @@ pub async fn preload_courses(ctx: &Context<'_>, look: &Lookahead<'_>, courses: &
     let course_ids: Vec<i64> = courses.iter().map(|c| c.id).collect();
     let want_acts = look.field("activities").exists();
     let acts_look = nodes(&look.field("activities"));
-    let (cats, enabled, acts) = tokio::try_join!(
-        async { if look.field("category").exists() { s.categories_related(&categories).await.map(Some) } else { Ok(None) } },
-        async { if look.field("archivingEnabled").exists() { s.archiving_enabled_of(&categories).await.map(Some) } else { Ok(None) } },
-        async { if want_acts { s.activities_of(&course_ids).await.map(Some) } else { Ok(None) } },
+    // Each branch goes down as far as it can without waiting for the others.
+    tokio::try_join!(
+        async {
+            if look.field("category").exists() {
+                l.category.feed_many(s.categories_related(&categories).await?).await;
+            }
+            Ok::<_, AppError>(())
+        },
+        async {
+            if look.field("archivingEnabled").exists() {
+                feed(&l.archiving_enabled, categories.iter().copied(), s.archiving_enabled_of(&categories).await?, || true).await;
+            }
+            Ok(())
+        },
+        async {
+            if want_acts {
+                let acts = s.activities_of(&course_ids).await?;
+                let all: Vec<activity::Model> = acts.values().flatten().cloned().collect();
+                feed(&l.course_activities, course_ids.iter().copied(), acts, Vec::new).await;
+                preload_activities(ctx, &acts_look, &all, Some(courses)).await?;
+            }
+            Ok(())
+        },
     )?;
-    if let Some(cats) = cats {
-        l.category.feed_many(cats).await;
-    }
-    if let Some(enabled) = enabled {
-        feed(&l.archiving_enabled, categories.iter().copied(), enabled, || true).await;
-    }
-    if let Some(acts) = acts {
-        let all: Vec<activity::Model> = acts.values().flatten().cloned().collect();
-        feed(&l.course_activities, course_ids.iter().copied(), acts, Vec::new).await;
-        preload_activities(ctx, &acts_look, &all, Some(courses)).await?;
-    }
     Ok(())
 }
 
