@@ -1,7 +1,7 @@
 //! Packaging throughput of one large activity against `tar | zstd -3 | sha256sum` on the same files.
 //!
 //! ```text
-//! cargo bench --bench packaging -- [--attempts N] [--file-mib M]
+//! cargo bench -p archiving-manager-benches --bench packaging -- [--attempts N] [--file-mib M]
 //! ```
 //!
 //! Builds the demo's large assignment (N submissions, default 10,000, rounded up to a multiple of
@@ -55,7 +55,7 @@ fn args() -> Args {
             "--file-mib" => a.file_mib = value("--file-mib").parse().expect("--file-mib M"),
             "--child" => a.child = Some(PathBuf::from(value("--child"))),
             "--bench" => {} // added by `cargo bench`
-            other => panic!("unknown argument {other}; usage: cargo bench --bench packaging -- [--attempts N] [--file-mib M]"),
+            other => panic!("unknown argument {other}; usage: cargo bench -p archiving-manager-benches --bench packaging -- [--attempts N] [--file-mib M]"),
         }
     }
     a

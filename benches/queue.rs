@@ -1,13 +1,19 @@
 //! Queue throughput and latency of the real binary, as operators run it (see benches/README.md).
 //!
 //! ```text
-//! cargo bench --bench queue -- [--jobs N] [--backends sqlite,postgres] [--workers 1,2]
+//! cargo build --release
+//! cargo bench -p archiving-manager-benches --bench queue -- [--jobs N] [--backends sqlite,postgres] [--workers 1,2] [--bin PATH]
 //! ```
 //!
-//! Per backend and number of worker processes: fresh processes on a fresh database, N small jobs
-//! created back to back; reports jobs/s (first create until all COMPLETED), the time from a job's
-//! create request to its first PROGRESS (or STATUS_CHANGED beyond QUEUED) event on the API's
-//! WebSocket (median, p95), and ratios against baselines of the same run. Never asserts timings.
+//! Per backend: first the creation ceiling — N bare `createArchiveJob` calls against an API
+//! without workers; then per number of worker processes: fresh processes on a fresh database, N
+//! small jobs created back to back; reports jobs/s (first create until all COMPLETED), its ratio
+//! to the ceiling, the time from a job's create request to its first PROGRESS (or STATUS_CHANGED
+//! beyond QUEUED) event on the API's WebSocket (median, p95), and ratios against baselines of the
+//! same run. Never asserts timings.
+//!
+//! It runs the release binary that `cargo build --release` made (not a build of its own), over
+//! HTTP and WebSocket only, so that `cargo bench` compiles nothing but this file.
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader},
@@ -17,14 +23,16 @@ use std::{
 };
 
 use anyhow::{bail, ensure, Context, Result};
+use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
-const BIN: &str = env!("CARGO_BIN_EXE_archiving-manager");
 const SECRET: &str = "bench-secret-0123456789-0123456789-abcdef";
-const USAGE: &str = "usage: cargo bench --bench queue -- [--jobs N] [--backends sqlite,postgres] [--workers 1,2]";
+const USAGE: &str = "usage: cargo bench -p archiving-manager-benches --bench queue -- [--jobs N] [--backends sqlite,postgres] [--workers 1,2] [--bin PATH]";
 const CREATE: &str = "mutation($i: CreateArchiveJobInput!) { createArchiveJob(input: $i) { job { id } userErrors { message } } }";
 const PROGRESS: &str = "subscription { archiveJobsChanged { kind sequence job { id status progress } } }";
 const COUNTS: &str = "{ done: archiveJobs(first: 1, filter: {statuses: [COMPLETED]}) { totalCount } \
@@ -34,10 +42,17 @@ struct Args {
     jobs: usize,
     backends: Vec<&'static str>,
     workers: Vec<usize>,
+    bin: std::path::PathBuf,
+}
+
+/// The release build's binary: `CARGO_TARGET_DIR` or the workspace's `target/`.
+fn default_bin() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("release/archiving-manager")
 }
 
 fn args() -> Args {
-    let mut a = Args { jobs: 100, backends: vec!["sqlite", "postgres"], workers: vec![1, 2] };
+    let mut a = Args { jobs: 500, backends: vec!["sqlite", "postgres"], workers: vec![1, 2], bin: default_bin() };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value; {USAGE}"));
@@ -48,6 +63,7 @@ fn args() -> Args {
                 a.backends = value().split(',').map(known).collect()
             }
             "--workers" => a.workers = value().split(',').map(|w| w.parse().ok().filter(|w| *w > 0).expect("--workers 1,2 (each ≥ 1)")).collect(),
+            "--bin" => a.bin = value().into(),
             "--bench" => {} // added by `cargo bench`
             other => panic!("unknown argument {other}; {USAGE}"),
         }
@@ -113,15 +129,33 @@ impl Drop for PgDb {
     }
 }
 
+/// A fresh directory, removed when this is dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("am-bench-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// What every process of one scenario shares.
 struct Env {
+    bin: std::path::PathBuf,
     data: std::path::PathBuf,
     db_url: String,
 }
 
 impl Env {
     fn command(&self, args: &[&str], port: u16, log: &str) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(&self.bin);
         c.args(args)
             .env_clear()
             .env("PATH", setting("PATH", ""))
@@ -179,22 +213,42 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// HTTP/1.1 on kept-alive connections, as a client library would do it.
+type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
 struct Api {
-    http: reqwest::Client,
+    http: Http,
     port: u16,
     token: String,
 }
 
 impl Api {
+    fn new(port: u16, token: String) -> Self {
+        Self { http: Client::builder(TokioExecutor::new()).build_http(), port, token }
+    }
+
+    /// The status of `GET path`, or an error when the server does not answer.
+    async fn status(&self, path: &str) -> Result<u16> {
+        let req = hyper::Request::get(format!("http://127.0.0.1:{}{path}", self.port)).body(Full::default())?;
+        let res = tokio::time::timeout(Duration::from_secs(10), self.http.request(req)).await.context("no answer within 10 s")??;
+        Ok(res.status().as_u16())
+    }
+
     async fn gql(&self, query: &str, variables: Value) -> Result<Value> {
-        let res = self
-            .http
-            .post(format!("http://127.0.0.1:{}/graphql", self.port))
-            .bearer_auth(&self.token)
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await?;
-        let body: Value = res.json().await?;
+        let body = json!({"query": query, "variables": variables}).to_string();
+        let req = hyper::Request::post(format!("http://127.0.0.1:{}/graphql", self.port))
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let res = tokio::time::timeout(Duration::from_secs(60), async {
+            let res = self.http.request(req).await?;
+            let status = res.status();
+            let bytes = res.into_body().collect().await?.to_bytes();
+            anyhow::Ok((status, bytes))
+        })
+        .await
+        .context("no answer within 60 s")??;
+        let body: Value = serde_json::from_slice(&res.1).with_context(|| format!("HTTP {}: {}", res.0, String::from_utf8_lossy(&res.1)))?;
         ensure!(body.get("errors").is_none(), "GraphQL errors: {body}");
         Ok(body["data"].clone())
     }
@@ -252,26 +306,29 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 fn topology(backend: &str, workers: usize) -> String {
     match (backend, workers) {
+        (_, 0) => "serve --no-workers (creation only)".into(),
         ("sqlite", 1) => "serve".into(),
         ("sqlite", w) => format!("serve + {} × worker", w - 1),
         (_, w) => format!("serve --no-workers + {w} × worker"),
     }
 }
 
-async fn scenario(backend: &'static str, workers: usize, n: usize) -> Result<Measured> {
-    let dir = tempfile::tempdir()?;
+/// One scenario on a fresh database. With `workers` = 0, the creation ceiling: an API without
+/// workers, and only the N `createArchiveJob` calls are timed.
+async fn scenario(bin: std::path::PathBuf, backend: &'static str, workers: usize, n: usize) -> Result<Measured> {
+    let dir = TempDir::new()?;
     let pg = if backend == "postgres" { Some(PgDb::create().await?) } else { None };
     let db_url = match &pg {
         Some(db) => format!("{}/{}", postgres_base(), db.0),
-        None => format!("sqlite://{}?mode=rwc", dir.path().join("am.db").display()),
+        None => format!("sqlite://{}?mode=rwc", dir.0.join("am.db").display()),
     };
-    let env = Env { data: dir.path().to_path_buf(), db_url };
+    let env = Env { bin, data: dir.0.clone(), db_url };
     let port = free_port();
-    let (api_args, extra): (&[&str], usize) = if pg.is_some() { (&["serve", "--no-workers"], workers) } else { (&["serve"], workers - 1) };
+    let (api_args, extra): (&[&str], usize) = if pg.is_some() || workers == 0 { (&["serve", "--no-workers"], workers) } else { (&["serve"], workers - 1) };
     let mut procs = vec![env.spawn(api_args, port)?];
-    let api = Api { http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?, port, token: env.token()? };
+    let api = Api::new(port, env.token()?);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !matches!(api.http.get(format!("http://127.0.0.1:{port}/readyz")).send().await, Ok(r) if r.status() == 200) {
+    while !matches!(api.status("/readyz").await, Ok(200)) {
         check_alive(&mut procs)?;
         ensure!(Instant::now() < deadline, "the API did not become ready within 60 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -306,6 +363,10 @@ async fn scenario(backend: &'static str, workers: usize, n: usize) -> Result<Mea
         created.push((r["job"]["id"].as_str().context("job id")?.to_string(), sent));
     }
     let create = t0.elapsed();
+    if workers == 0 {
+        reader.abort();
+        return Ok(Measured { jobs_per_s: n as f64 / create.as_secs_f64(), wall: create, create, ttfp: None, note: None });
+    }
     let deadline = Instant::now() + Duration::from_secs(120 + 2 * n as u64);
     loop {
         let c = api.gql(COUNTS, json!({})).await?;
@@ -327,10 +388,7 @@ async fn scenario(backend: &'static str, workers: usize, n: usize) -> Result<Mea
     let mut ms: Vec<f64> = created.iter().filter_map(|(id, sent)| seen.get(id).map(|t| t.saturating_duration_since(*sent).as_secs_f64() * 1e3)).collect();
     ms.sort_by(f64::total_cmp);
     let summary = |ms: &[f64]| if ms.is_empty() { "none".into() } else { format!("median {:.0} ms, p95 {:.0} ms", pct(ms, 0.5), pct(ms, 0.95)) };
-    let (ttfp, note) = if pg.is_none() && workers > 1 {
-        let why = "on SQLite, events of a `worker` process do not reach the API process, so jobs (or stages) run there are invisible";
-        (None, Some(format!("first progress not measurable: {why}; seen for {}/{n} jobs ({})", ms.len(), summary(&ms))))
-    } else if ms.len() < n {
+    let (ttfp, note) = if ms.len() < n {
         (None, Some(format!("first progress seen for only {}/{n} jobs ({})", ms.len(), summary(&ms))))
     } else {
         (Some((pct(&ms, 0.5), pct(&ms, 0.95))), None)
@@ -348,7 +406,11 @@ fn ratio(what: &str, a: &Result<Measured, String>, b: &Result<Measured, String>)
 }
 
 fn worker_processes(w: usize) -> String {
-    format!("{w} worker process{}", if w == 1 { "" } else { "es" })
+    match w {
+        0 => "no workers (creation ceiling)".into(),
+        1 => "1 worker process".into(),
+        w => format!("{w} worker processes"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -363,13 +425,25 @@ async fn interrupted() {
 #[tokio::main]
 async fn main() {
     let a = args();
+    if !a.bin.exists() {
+        eprintln!("queue bench: {} does not exist: build it first with `cargo build --release` (or pass --bin PATH)", a.bin.display());
+        std::process::exit(2);
+    }
+    let built = std::fs::metadata(&a.bin).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
     let mut rows: Vec<(&str, usize, Result<Measured, String>)> = Vec::new();
     for &backend in &a.backends {
-        for &workers in &a.workers {
+        // 0 = the creation ceiling of this backend, then the worker counts asked for.
+        for workers in std::iter::once(0).chain(a.workers.iter().copied()) {
+            // A second process on one SQLite database refuses to start (the database's lock file):
+            // scale-out is PostgreSQL's.
+            if backend == "sqlite" && workers > 1 {
+                eprintln!("queue bench: sqlite, {} skipped: one process per SQLite database", worker_processes(workers));
+                continue;
+            }
             eprintln!("queue bench: {backend}, {} ({} jobs)…", topology(backend, workers), a.jobs);
             // A task of its own: a panic fails this scenario only, and on a signal it is dropped;
             // either way its guards kill its processes and drop its database.
-            let mut task = tokio::spawn(scenario(backend, workers, a.jobs));
+            let mut task = tokio::spawn(scenario(a.bin.clone(), backend, workers, a.jobs));
             let r = tokio::select! {
                 r = &mut task => r.map_err(|e| format!("panicked: {e}")).and_then(|r| r.map_err(|e| format!("{e:#}"))),
                 _ = interrupted() => {
@@ -385,18 +459,26 @@ async fn main() {
 
     println!("\nqueue bench: {} small jobs per scenario (one closed quiz of courses 101–108 each), created back to back", a.jobs);
     println!(
-        "ARCHIVING_MAX_CONCURRENT_JOBS={} ARCHIVING_WORKER_CONCURRENCY={} binary={BIN}",
+        "ARCHIVING_MAX_CONCURRENT_JOBS={} ARCHIVING_WORKER_CONCURRENCY={} binary={} (built {} ago)",
         setting("ARCHIVING_MAX_CONCURRENT_JOBS", "50"),
-        setting("ARCHIVING_WORKER_CONCURRENCY", "4")
+        setting("ARCHIVING_WORKER_CONCURRENCY", "4"),
+        a.bin.display(),
+        built.map_or("?".into(), |d| format!("{} s", d.as_secs())),
     );
-    println!("\n{:<9}{:>8}  {:<34}{:>8}{:>9}{:>10}{:>14}{:>10}", "backend", "workers", "processes", "jobs/s", "total s", "create s", "1st prog p50", "p95");
+    println!("\n{:<9}{:>8}  {:<36}{:>8}{:>10}{:>9}{:>10}{:>14}{:>10}", "backend", "workers", "processes", "jobs/s", "/ceiling", "total s", "create s", "1st prog p50", "p95");
     let mut notes = Vec::new();
+    let get = |b: &str, w: usize| rows.iter().find(|r| r.0 == b && r.1 == w).map(|r| &r.2);
     for (backend, workers, r) in &rows {
-        let head = format!("{backend:<9}{workers:>8}  {:<34}", topology(backend, *workers));
+        let head = format!("{backend:<9}{workers:>8}  {:<36}", topology(backend, *workers));
         match r {
             Ok(m) => {
                 let (p50, p95) = m.ttfp.map_or(("n/a*".into(), "n/a*".into()), |(a, b)| (format!("{a:.0} ms"), format!("{b:.0} ms")));
-                println!("{head}{:>8.2}{:>9.2}{:>10.2}{p50:>14}{p95:>10}", m.jobs_per_s, m.wall.as_secs_f64(), m.create.as_secs_f64());
+                let (p50, p95) = if *workers == 0 { ("–".into(), "–".into()) } else { (p50, p95) };
+                let of_ceiling = match get(backend, 0) {
+                    Some(Ok(c)) => format!("{:.2}", m.jobs_per_s / c.jobs_per_s),
+                    _ => "n/a".into(),
+                };
+                println!("{head}{:>8.2}{of_ceiling:>10}{:>9.2}{:>10.2}{p50:>14}{p95:>10}", m.jobs_per_s, m.wall.as_secs_f64(), m.create.as_secs_f64());
                 if let Some(n) = &m.note {
                     notes.push(format!("* {backend}, {}: {n}", worker_processes(*workers)));
                 }
@@ -407,7 +489,6 @@ async fn main() {
             }
         }
     }
-    let get = |b: &str, w: usize| rows.iter().find(|r| r.0 == b && r.1 == w).map(|r| &r.2);
     let base_w = a.workers.iter().copied().min().unwrap_or(1);
     println!("\nratios (same run; jobs/s: higher is better, first progress: lower is better)");
     for &b in &a.backends {

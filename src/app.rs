@@ -17,7 +17,7 @@ use crate::{
     jobs::JobStore,
     lms::{demo::DemoLms, LmsSource},
     queue::Queue,
-    service::{storage_backends, sync},
+    service::{storage_backends, subscriptions::Subscriptions, sync},
 };
 
 #[derive(Clone)]
@@ -29,6 +29,8 @@ pub struct AppState {
     pub lms: Arc<dyn LmsSource>,
     pub schema: SpecExecutor<AppSchema>,
     pub engine: Engine,
+    /// Limits and shared work of live subscriptions (database budget, WebSockets per caller).
+    pub subscriptions: Arc<Subscriptions>,
     /// The parts of this process (queue consumers, periodic runner) and how they are.
     pub liveness: Liveness,
     /// Held for the process's life on SQLite: one `serve`/`worker` per database.
@@ -69,8 +71,9 @@ impl AppState {
         let bus = EventBus::start(&db).await.context("starting the event bus")?;
         let queue = Queue::open(&db).await.context("opening the job queue")?;
         let engine = Engine::new(JobStore::new(db.clone(), bus, settings.clone()), queue, settings.clone(), lms.clone());
-        let schema = graphql::build(engine.clone());
-        Ok(Self { settings, db, statements, jwt, lms, schema, engine, liveness: Liveness::default(), _single: single })
+        let subscriptions = Arc::new(Subscriptions::new(db.clone(), &settings));
+        let schema = graphql::build(engine.clone(), subscriptions.clone());
+        Ok(Self { settings, db, statements, jwt, lms, schema, engine, subscriptions, liveness: Liveness::default(), _single: single })
     }
 }
 

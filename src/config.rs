@@ -95,6 +95,17 @@ pub struct Settings {
     pub cors_allowed_origins: Vec<String>,
     /// Seconds a WebSocket may stay open without `connection_init` before it is closed with 4408.
     pub ws_init_timeout_seconds: u32,
+    /// Subscriptions one WebSocket may run at once; a further `subscribe` gets an error.
+    pub ws_max_subscriptions: u32,
+    /// WebSockets one caller (token subject and claims) may hold open at once; a further
+    /// `connection_init` is refused with 4403.
+    pub ws_max_connections_per_token: u32,
+    /// Seconds a WebSocket may leave its outgoing queue full (the client does not read) before
+    /// it is closed with 4503.
+    pub ws_slow_client_seconds: u32,
+    /// Subscription database work (start checks, snapshots, payloads) done at once across all
+    /// WebSockets; the rest waits, so the pool is left to requests and workers.
+    pub subscription_db_permits: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -143,6 +154,10 @@ impl Default for Settings {
             max_concurrent_requests: 256,
             cors_allowed_origins: Vec::new(),
             ws_init_timeout_seconds: 10,
+            ws_max_subscriptions: 100,
+            ws_max_connections_per_token: 20,
+            ws_slow_client_seconds: 30,
+            subscription_db_permits: 1,
         }
     }
 }
@@ -158,13 +173,15 @@ const KEYS: &[&str] = &[
     "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds", "job_log_level", "staging_dir", "demo_record_delay_ms",
     "demo_extra_courses",
     "public_url", "chunk_records", "event_retention_days", "log_format", "max_body_bytes", "request_body_timeout_seconds",
-    "max_concurrent_requests", "cors_allowed_origins", "ws_init_timeout_seconds",
+    "max_concurrent_requests", "cors_allowed_origins", "ws_init_timeout_seconds", "ws_max_subscriptions",
+    "ws_max_connections_per_token", "ws_slow_client_seconds", "subscription_db_permits",
 ];
 
 const NUMERIC_KEYS: &[&str] = &[
     "demo_scale", "max_concurrent_jobs", "worker_concurrency", "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds",
     "demo_record_delay_ms", "demo_extra_courses", "chunk_records", "event_retention_days", "max_body_bytes", "request_body_timeout_seconds",
-    "max_concurrent_requests", "ws_init_timeout_seconds",
+    "max_concurrent_requests", "ws_init_timeout_seconds", "ws_max_subscriptions", "ws_max_connections_per_token",
+    "ws_slow_client_seconds", "subscription_db_permits",
 ];
 
 /// Settings that are lists: comma-separated in the environment.
@@ -289,8 +306,16 @@ impl Settings {
         if self.max_concurrent_requests == 0 {
             return err("max_concurrent_requests", "must be at least 1");
         }
-        if self.ws_init_timeout_seconds == 0 {
-            return err("ws_init_timeout_seconds", "must be at least 1");
+        for (key, value) in [
+            ("ws_init_timeout_seconds", self.ws_init_timeout_seconds),
+            ("ws_max_subscriptions", self.ws_max_subscriptions),
+            ("ws_max_connections_per_token", self.ws_max_connections_per_token),
+            ("ws_slow_client_seconds", self.ws_slow_client_seconds),
+            ("subscription_db_permits", self.subscription_db_permits),
+        ] {
+            if value == 0 {
+                return err(key, "must be at least 1");
+            }
         }
         for origin in &self.cors_allowed_origins {
             if let Err(why) = check_origin(origin) {
@@ -310,6 +335,10 @@ impl Settings {
 
     pub fn ws_init_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.ws_init_timeout_seconds.into())
+    }
+
+    pub fn ws_slow_client(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.ws_slow_client_seconds.into())
     }
 
     /// The database URL in force: the configured one, or a SQLite file in the data directory.
@@ -402,6 +431,7 @@ mod tests {
         assert_eq!((s.max_body_bytes, s.request_body_timeout_seconds, s.max_concurrent_requests), (1024 * 1024, 30, 256));
         assert!(s.cors_allowed_origins.is_empty());
         assert_eq!(s.ws_init_timeout_seconds, 10);
+        assert_eq!((s.ws_max_subscriptions, s.ws_max_connections_per_token, s.ws_slow_client_seconds, s.subscription_db_permits), (100, 20, 30, 1));
         let s = Settings::load_from(
             None,
             env(&[

@@ -61,14 +61,63 @@ pub enum UserErrorCode {
     StorageUnavailable,
 }
 
-impl AppError {
-    pub fn code(&self) -> &'static str {
+/// Every `extensions.code` a client can see, over HTTP and WebSocket alike: the one list, documented
+/// for clients in docs/errors.md (a test checks that each is there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::IntoStaticStr, strum::EnumIter)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    // From the service layer (`AppError`), on fields.
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    BadUserInput,
+    Internal,
+    // About the document, before anything runs.
+    GraphqlParseFailed,
+    GraphqlValidationFailed,
+    /// Over the depth or complexity limit.
+    QueryTooComplex,
+    // Refusals of requests that never reach GraphQL, each with its HTTP status.
+    BadRequest,
+    MethodNotAllowed,
+    RequestTimeout,
+    PayloadTooLarge,
+    ServiceUnavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The HTTP status of a refusal with this code. `None` for the codes of GraphQL responses,
+    /// which are answered `200` with `errors` (and `data` where anything ran).
+    pub fn http_status(self) -> Option<axum::http::StatusCode> {
+        use axum::http::StatusCode as S;
         match self {
-            AppError::Unauthenticated(_) => "UNAUTHENTICATED",
-            AppError::Forbidden => "FORBIDDEN",
-            AppError::NotFound => "NOT_FOUND",
-            AppError::BadInput(_) => "BAD_USER_INPUT",
-            AppError::Internal(_) => "INTERNAL",
+            ErrorCode::BadRequest => Some(S::BAD_REQUEST),
+            ErrorCode::MethodNotAllowed => Some(S::METHOD_NOT_ALLOWED),
+            ErrorCode::RequestTimeout => Some(S::REQUEST_TIMEOUT),
+            ErrorCode::PayloadTooLarge => Some(S::PAYLOAD_TOO_LARGE),
+            ErrorCode::ServiceUnavailable => Some(S::SERVICE_UNAVAILABLE),
+            _ => None,
+        }
+    }
+
+    /// Sets this code on a GraphQL error.
+    pub fn set_on(self, e: &mut async_graphql::ServerError) {
+        e.extensions.get_or_insert_with(Default::default).set("code", self.as_str());
+    }
+}
+
+impl AppError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            AppError::Forbidden => ErrorCode::Forbidden,
+            AppError::NotFound => ErrorCode::NotFound,
+            AppError::BadInput(_) => ErrorCode::BadUserInput,
+            AppError::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -100,7 +149,7 @@ use async_graphql::ErrorExtensions;
 
 impl From<AppError> for async_graphql::Error {
     fn from(e: AppError) -> Self {
-        let code = e.code();
+        let code = e.code().as_str();
         async_graphql::Error::new(e.client_message()).extend_with(|_, ext| ext.set("code", code))
     }
 }
@@ -128,5 +177,22 @@ mod tests {
         assert_eq!(code(AppError::Forbidden), Some("FORBIDDEN".into()));
         assert_eq!(code(AppError::bad_input("x")), Some("BAD_USER_INPUT".into()));
         assert_eq!(code(AppError::Unauthenticated("x".into())), Some("UNAUTHENTICATED".into()));
+    }
+
+    #[test]
+    fn codes_are_spelled_as_clients_see_them() {
+        assert_eq!(ErrorCode::GraphqlParseFailed.as_str(), "GRAPHQL_PARSE_FAILED");
+        assert_eq!(ErrorCode::QueryTooComplex.as_str(), "QUERY_TOO_COMPLEX");
+        assert_eq!(ErrorCode::PayloadTooLarge.http_status().map(|s| s.as_u16()), Some(413));
+    }
+
+    /// docs/errors.md is what clients read: every code must be explained there.
+    #[test]
+    fn every_code_is_documented() {
+        use strum::IntoEnumIterator;
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/errors.md")).expect("docs/errors.md");
+        for code in ErrorCode::iter() {
+            assert!(doc.contains(&format!("`{code}`")), "docs/errors.md does not explain `{code}`");
+        }
     }
 }

@@ -58,3 +58,40 @@ test('generated types in src/gql/ are up to date (else run `npm run codegen`)', 
     await rm(tmp, { recursive: true, force: true });
   }
 });
+
+test('the README names every operation, and only operations, fragments, types, enum values and variables that exist', async () => {
+  const readme = await readFile(join(root, 'README.md'), 'utf8');
+  const { buildSchema, parse } = await import('graphql');
+  const schema = buildSchema(await readFile(join(root, '..', 'schema.graphql'), 'utf8'));
+  const operations = new Map();
+  const fragments = new Set();
+  for (const file of (await listFiles(join(root, 'operations'))).filter((f) => f.endsWith('.graphql'))) {
+    for (const def of parse(await readFile(join(root, 'operations', file), 'utf8')).definitions) {
+      if (def.kind === 'OperationDefinition') operations.set(def.name.value, def);
+      if (def.kind === 'FragmentDefinition') fragments.add(def.name.value);
+    }
+  }
+  const named = new Set([...readme.matchAll(/`([A-Z][A-Za-z]+)`/g)].map((m) => m[1]));
+  for (const name of operations.keys()) assert.ok(named.has(name), `README.md does not describe the operation ${name}`);
+  // Names in backticks that look like operations must be operations, fragments, types or enum values.
+  for (const name of named) {
+    const known = operations.has(name) || fragments.has(name) || schema.getType(name) || /^[A-Z_]+$/.test(name);
+    assert.ok(known, `README.md names \`${name}\`, which is neither an operation, a fragment nor a schema type`);
+  }
+  // Enum values the README names exist in the schema.
+  const enumValues = new Set();
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (type.getValues) for (const v of type.getValues()) enumValues.add(v.name);
+  }
+  // (Environment variables are the other upper-case names it may mention.)
+  const isEnv = (n) => n.startsWith('ARCHIVING_') || n === 'CHROMIUM_PATH';
+  for (const [, name] of readme.matchAll(/`([A-Z][A-Z_]+)`/g)) {
+    if (!isEnv(name)) assert.ok(enumValues.has(name), `README.md names \`${name}\`, not an enum value of the schema`);
+  }
+  // Arguments the README attributes to operations are variables of those operations.
+  for (const [, arg] of readme.matchAll(/`(afterSequence|after|minLevel|orderBy|lmsId)`/g)) {
+    const used = [...operations.values()].some((op) => op.variableDefinitions.some((v) => v.variable.name.value === arg)
+      || JSON.stringify(op).includes(`"value":"${arg}"`));
+    assert.ok(used, `README.md mentions \`${arg}\`, which no operation uses`);
+  }
+});

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use strum::IntoEnumIterator;
 use uuid::Uuid;
 
 use super::{
@@ -22,25 +23,92 @@ use crate::{
 };
 
 impl Engine {
-    /// Handles a stage message: takes the job's lease and runs what is due.
+    /// Handles a stage message: takes the job's lease and runs what is due, then looks once more
+    /// whether the job can go on (see `due_after_release`).
     pub async fn advance(&self, job_id: Uuid) -> anyhow::Result<()> {
-        let owner = self.owner();
-        if !Lease::take_job(&self.db, job_id, &owner, self.lease_ttl()).await? {
-            // Another worker is on it. It may be about to let go: look again shortly.
-            self.queue.push_stage(job_id, Some(Duration::from_secs(1))).await?;
+        // Bounded: each round is a completed hand-off (the tasks ended, a slot freed), not a spin.
+        for _ in 0..4 {
+            let owner = self.owner();
+            if !Lease::take_job(&self.db, job_id, &owner, self.lease_ttl()).await? {
+                // Another worker is on it; it looks again after it lets go, and so does this
+                // message, later, in case that worker dies instead.
+                self.queue.push_stage(job_id, Some(Duration::from_secs(1))).await?;
+                return Ok(());
+            }
+            let guard = {
+                let (db, owner, ttl) = (self.db.clone(), owner.clone(), self.lease_ttl());
+                LeaseGuard::hold(ttl, move || {
+                    let (db, owner) = (db.clone(), owner.clone());
+                    Box::pin(async move { Lease::take_job(&db, job_id, &owner, ttl).await })
+                })
+            };
+            let result = self.advance_leased(job_id, &guard).await;
+            let lost = guard.lost();
+            drop(guard);
+            Lease::release_job(&self.db, job_id, &owner).await?;
+            result?;
+            if lost || !self.due_after_release(job_id).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a job this worker just let go of can go on now. What it waited for (its tasks, a
+    /// slot, a cancel) may have arrived while it held the lease: the message that said so then
+    /// found the lease taken and went back to the queue for a second. Looking here, after the
+    /// release, closes that gap: anything committed before the release is seen now, anything
+    /// after it finds the lease free.
+    async fn due_after_release(&self, job_id: Uuid) -> anyhow::Result<bool> {
+        let Some((job, status)) = self.load(job_id).await? else { return Ok(false) };
+        if status.is_final() {
+            return Ok(false);
+        }
+        if job.cancel_requested && status != JobStatus::ErrorHandling {
+            return Ok(true);
+        }
+        Ok(match status {
+            JobStatus::ActivityArchiving => {
+                let open = archive_task::Entity::find()
+                    .filter(archive_task::Column::JobId.eq(job_id))
+                    .filter(archive_task::Column::Status.is_in(TaskStatus::iter().filter(|s| !s.is_final()).map(|s| s.to_string())))
+                    .count(&self.db)
+                    .await?;
+                open == 0
+            }
+            JobStatus::Queued => self.free_slots().await? > 0,
+            _ => false,
+        })
+    }
+
+    /// How many more jobs may become active now.
+    async fn free_slots(&self) -> anyhow::Result<u64> {
+        let active: Vec<String> = JobStatus::iter().filter(|s| s.is_active()).map(|s| s.to_string()).collect();
+        let running = archive_job::Entity::find().filter(archive_job::Column::Status.is_in(active)).count(&self.db).await?;
+        Ok((self.settings.max_concurrent_jobs as u64).saturating_sub(running))
+    }
+
+    /// Wakes the oldest queued jobs nobody holds, as many as there are free slots but at most
+    /// `at_most`: a job that frees its slot wakes one (so a waiting job starts at once instead of
+    /// polling for a slot); the sweeper wakes as many as fit. Waking more than the slots freed
+    /// would only flood the queue with messages whose jobs find no slot.
+    pub(super) async fn wake_queued(&self, at_most: u64) -> anyhow::Result<()> {
+        let free = self.free_slots().await?.min(at_most);
+        if free == 0 {
             return Ok(());
         }
-        let guard = {
-            let (db, owner, ttl) = (self.db.clone(), owner.clone(), self.lease_ttl());
-            LeaseGuard::hold(ttl, move || {
-                let (db, owner) = (db.clone(), owner.clone());
-                Box::pin(async move { Lease::take_job(&db, job_id, &owner, ttl).await })
-            })
-        };
-        let result = self.advance_leased(job_id, &guard).await;
-        drop(guard);
-        Lease::release_job(&self.db, job_id, &owner).await?;
-        result
+        let unheld = Condition::any().add(archive_job::Column::LeaseUntil.is_null()).add(archive_job::Column::LeaseUntil.lt(Utc::now()));
+        let waiting = archive_job::Entity::find()
+            .filter(archive_job::Column::Status.is_in([JobStatus::Queued.to_string(), JobStatus::Uninitialized.to_string()]))
+            .filter(unheld)
+            .order_by_asc(archive_job::Column::CreatedAt)
+            .limit(free)
+            .all(&self.db)
+            .await?;
+        for j in waiting {
+            self.queue.push_stage(j.id, None).await?;
+        }
+        Ok(())
     }
 
     async fn load(&self, job_id: Uuid) -> anyhow::Result<Option<(archive_job::Model, JobStatus)>> {
@@ -74,7 +142,8 @@ impl Engine {
                 }
                 JobStatus::Queued => {
                     if !self.claim_slot(&job).await? {
-                        self.queue.push_stage(job_id, Some(Duration::from_secs(2))).await?;
+                        // No slot: the job whose end frees one wakes this one (`wake_queued`),
+                        // and the sweeper does if that message is lost.
                         return Ok(());
                     }
                 }
@@ -91,7 +160,9 @@ impl Engine {
                 JobStatus::ErrorHandling => {
                     self.discard_stored(&job, "the job failed").await?;
                     let patch = Patch { finished_at: Some(now), ..Default::default() };
-                    self.jobs.transition(job_id, status, JobStatus::Failure, patch, job.error.as_deref().unwrap_or("")).await?;
+                    if self.jobs.transition(job_id, status, JobStatus::Failure, patch, job.error.as_deref().unwrap_or("")).await?.is_some() {
+                        self.wake_queued(1).await?;
+                    }
                     return Ok(());
                 }
                 s => {
@@ -116,7 +187,9 @@ impl Engine {
             patch.finished_at = Some(Utc::now());
             patch.error = Some(None);
         }
-        self.jobs.transition(job.id, stage, next, patch, "").await?;
+        if self.jobs.transition(job.id, stage, next, patch, "").await?.is_some() && next == JobStatus::Completed {
+            self.wake_queued(1).await?;
+        }
         Ok(())
     }
 
@@ -182,7 +255,6 @@ impl Engine {
 
     /// Tasks that did not finish (failed, canceled, or whose package is gone) start over.
     async fn requeue_unfinished_tasks(&self, job: &archive_job::Model) -> anyhow::Result<()> {
-        use strum::IntoEnumIterator;
         let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job.id)).all(&self.db).await?;
         for t in tasks {
             if t.status != TaskStatus::Finished.to_string() || !self.is_staged(job.id, t.id) {
@@ -241,6 +313,9 @@ impl Engine {
         let patch = Patch { finished_at: Some(Utc::now()), error: (to == JobStatus::Timeout).then(|| Some(note.to_string())), ..Default::default() };
         if self.jobs.transition(job.id, from, to, patch, note).await?.is_none() {
             return Ok(());
+        }
+        if from.is_active() {
+            self.wake_queued(1).await?;
         }
         let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job.id)).all(&self.db).await?;
         for t in tasks {

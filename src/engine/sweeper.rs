@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::{
-    sea_query::Query, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Query, ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect,
 };
 use strum::IntoEnumIterator;
 
@@ -50,8 +50,8 @@ impl Engine {
         // Active jobs nobody works on (a message was lost, a worker died, a retry fell due, a
         // deadline passed). A job waiting for its tasks needs a look only when they are all done.
         let jobs = archive_job::Entity::find()
-            .filter(archive_job::Column::Status.is_in(active.clone()))
-            .filter(unheld.clone())
+            .filter(archive_job::Column::Status.is_in(active))
+            .filter(unheld)
             .filter(Condition::any().add(archive_job::Column::Status.ne(JobStatus::RecoverableError.to_string())).add(archive_job::Column::NextRetryAt.lte(now)))
             .all(&self.db)
             .await?;
@@ -76,20 +76,7 @@ impl Engine {
         }
 
         // Queued (and never-started) jobs, oldest first, as many as there are free slots.
-        let running = archive_job::Entity::find().filter(archive_job::Column::Status.is_in(active)).count(&self.db).await?;
-        let free = (self.settings.max_concurrent_jobs as u64).saturating_sub(running);
-        if free > 0 {
-            let waiting = archive_job::Entity::find()
-                .filter(archive_job::Column::Status.is_in([JobStatus::Queued.to_string(), JobStatus::Uninitialized.to_string()]))
-                .filter(unheld)
-                .order_by_asc(archive_job::Column::CreatedAt)
-                .limit(free)
-                .all(&self.db)
-                .await?;
-            for j in waiting {
-                self.queue.push_stage(j.id, None).await?;
-            }
-        }
+        self.wake_queued(u64::MAX).await?;
         Ok(archiving)
     }
 

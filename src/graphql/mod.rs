@@ -1,6 +1,7 @@
-//! The GraphQL API (DESIGN §8): schema assembly and the roots. Resolvers hold no business logic and
+//! The GraphQL API: schema assembly and the roots. Resolvers hold no business logic and
 //! no SQL: they call `service`.
 pub mod context;
+mod errors;
 pub mod ids;
 pub mod loaders;
 mod mutation;
@@ -21,9 +22,7 @@ pub use subscription::SubscriptionRoot;
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Deepest nesting a query may have, and the most fields it may cost (lists count `first` times).
-pub const MAX_DEPTH: usize = 15;
-pub const MAX_COMPLEXITY: usize = 250_000;
+pub use errors::{MAX_COMPLEXITY, MAX_DEPTH};
 
 /// What a connection field costs: its page (as served: at most `MAX_PAGE`) times its children.
 /// A larger `first` is refused by the field itself with a clear BAD_USER_INPUT, not as
@@ -34,13 +33,15 @@ pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
 }
 
 fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY)
+    // The depth and complexity limits are checked by `ErrorCodes`, which gives exceeding them a code.
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).extension(errors::ErrorCodes)
 }
 
-/// The schema with what resolvers reach: the services. The engine is there only for the
-/// subscriptions, until their reads move into `service` too.
-pub fn build(engine: Engine) -> SpecExecutor<AppSchema> {
-    let schema = builder().data(Services::new(engine.clone())).data(engine).finish();
+/// The schema with what resolvers reach: the services, and the feed of job events for the
+/// subscriptions. The engine is there only for the subscriptions' checks.
+pub fn build(engine: Engine, subscriptions: std::sync::Arc<crate::service::subscriptions::Subscriptions>) -> SpecExecutor<AppSchema> {
+    let feed = std::sync::Arc::new(subscription::Feed::new(subscriptions));
+    let schema = builder().data(Services::new(engine.clone())).data(engine).data(feed).finish();
     let sdl = schema.sdl();
     SpecExecutor::new(schema, &sdl)
 }

@@ -5,12 +5,23 @@
 //! changes are never dropped; runs of progress events are coalesced to the latest, so a slow
 //! client gets the newest state and memory stays bounded. A client too slow even for that gets
 //! the current state again.
-use std::collections::HashSet;
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant},
+};
 
-use async_graphql::{Context, Result, Subscription, ID};
+use async_graphql::{
+    parser::types::Field, registry::Registry, Context, ContextSelectionSet, OutputType, Positioned, Result, ServerResult, Subscription,
+    Value, ID,
+};
 use futures::Stream;
-use sea_orm::{DatabaseConnection, EntityTrait, QueryFilter};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use sha2::{Digest, Sha256};
+use tokio::sync::{
+    broadcast::error::{RecvError, TryRecvError},
+    OnceCell,
+};
 use uuid::Uuid;
 
 use super::{
@@ -19,53 +30,34 @@ use super::{
     types::ArchiveJobEvent,
 };
 use crate::{
-    auth::{Capability, Scope},
     engine::Engine,
-    entity::{archive_job, course},
+    entity::archive_job,
     events::{JobEvent, JobEventKind},
-    service::{jobs::{self, Resume}, Access},
+    service::{
+        jobs::Resume,
+        subscriptions::{Subscriptions, Watch},
+        Access,
+    },
 };
 
 pub struct SubscriptionRoot;
 
-/// Which jobs a subscription passes on.
-#[derive(Clone)]
-enum Filter {
-    Job(Uuid),
-    /// Jobs of these courses; `None`: every course.
-    Courses(Option<HashSet<i64>>),
+/// What subscriptions share in a process: the service's budget and counters, and the payloads
+/// of recent events, so that an event is resolved once per selection and caller's rights
+/// however many subscribers receive it.
+pub struct Feed {
+    subs: Arc<Subscriptions>,
+    payloads: Payloads,
 }
 
-impl Filter {
-    fn wants(&self, job: &archive_job::Model) -> bool {
-        match self {
-            Filter::Job(id) => job.id == *id,
-            Filter::Courses(None) => true,
-            Filter::Courses(Some(c)) => c.contains(&job.course_id),
-        }
+impl Feed {
+    pub fn new(subs: Arc<Subscriptions>) -> Self {
+        Self { subs, payloads: Payloads::default() }
     }
-}
-
-/// The courses a caller may view, for filtering events without a query per event.
-async fn visible_courses(db: &DatabaseConnection, access: &Access) -> Result<Option<HashSet<i64>>> {
-    if access.scope(Capability::View) == Scope::Everywhere {
-        return Ok(None);
-    }
-    let rows = course::Entity::find().filter(access.filter_by_course(course::Column::Id, Capability::View)).all(db).await.map_err(crate::error::AppError::from)?;
-    Ok(Some(rows.into_iter().map(|c| c.id).collect()))
 }
 
 /// How many unfinished jobs a multi-job subscription starts with.
 const SNAPSHOT_LIMIT: u64 = 100;
-
-/// The current state a subscription starts from (and falls back to when it lags).
-async fn current(engine: &Engine, access: &Access, filter: &Filter) -> Vec<archive_job::Model> {
-    let found = match filter {
-        Filter::Job(id) => jobs::get(&engine.db, access, *id).await.map(|j| vec![j]),
-        Filter::Courses(c) => jobs::unfinished(&engine.db, access, c.as_ref(), SNAPSHOT_LIMIT).await,
-    };
-    found.unwrap_or_default()
-}
 
 /// A snapshot event; `cursor` is the newest logged event it covers.
 fn snapshot(job: archive_job::Model, cursor: i64) -> ArchiveJobEvent {
@@ -76,28 +68,152 @@ fn snapshot(job: archive_job::Model, cursor: i64) -> ArchiveJobEvent {
 /// the current state.
 const REPLAY_LIMIT: u64 = 1000;
 
-fn stream(engine: Engine, access: Access, filter: Filter, resume: Option<Resume>) -> impl Stream<Item = ArchiveJobEvent> {
+/// Resolved payloads kept for subscribers that receive the same event a little later. Only a
+/// short window matters: subscribers of one event receive it together, or else they lag and
+/// coalesce. The bound keeps the memory at a few hundred payloads whatever the clients do.
+const PAYLOADS_KEPT: usize = 256;
+const PAYLOAD_TTL: Duration = Duration::from_secs(5);
+
+type PayloadKey = [u8; 32];
+
+/// Single-flight memo of resolved event payloads: the first subscriber to need one resolves it
+/// (within the database budget), the others wait for it and take a copy.
+#[derive(Default)]
+struct Payloads {
+    entries: Mutex<HashMap<PayloadKey, (Instant, Arc<OnceCell<Value>>)>>,
+}
+
+impl Payloads {
+    fn cell(&self, key: PayloadKey) -> Arc<OnceCell<Value>> {
+        let mut entries = self.entries.lock().expect("payloads");
+        if let Some((_, cell)) = entries.get(&key) {
+            return cell.clone();
+        }
+        if entries.len() >= PAYLOADS_KEPT / 4 {
+            entries.retain(|_, (at, _)| at.elapsed() < PAYLOAD_TTL);
+        }
+        if entries.len() >= PAYLOADS_KEPT {
+            // Many selections at once: the oldest go first (waiters keep their cell).
+            let mut by_age: Vec<_> = entries.iter().map(|(k, (at, _))| (*at, *k)).collect();
+            by_age.sort();
+            for (_, k) in by_age.into_iter().take(PAYLOADS_KEPT / 4) {
+                entries.remove(&k);
+            }
+        }
+        let cell = Arc::new(OnceCell::new());
+        entries.insert(key, (Instant::now(), cell.clone()));
+        cell
+    }
+}
+
+/// What the events of one subscription have in common.
+struct Subscriber {
+    feed: Arc<Feed>,
+    access: Access,
+    /// The hash of the selection (operation, fragments, variables) and of the caller's rights:
+    /// subscribers with equal ones get equal payloads for an event.
+    shape: OnceLock<PayloadKey>,
+}
+
+impl Subscriber {
+    fn shape(&self, ctx: &ContextSelectionSet<'_>) -> PayloadKey {
+        *self.shape.get_or_init(|| {
+            let env = &ctx.query_env;
+            let mut h = Sha256::new();
+            h.update(format!("{:?}", env.operation).as_bytes());
+            let mut fragments: Vec<_> = env.fragments.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            fragments.sort();
+            h.update(fragments.join("\n").as_bytes());
+            h.update(format!("{:?}", env.variables).as_bytes());
+            // The rights decide what a payload holds (e.g. `downloadUrl`); the subject does not.
+            let p = &self.access.principal;
+            h.update(format!("{:?}|{:?}|{:?}", p.roles, p.courses, p.categories).as_bytes());
+            h.finalize().into()
+        })
+    }
+}
+
+/// An event on its way to one subscriber. In the schema it is an `ArchiveJobEvent`; its payload
+/// is shared with every subscriber of the same shape (see [`Payloads`]).
+pub struct SharedEvent {
+    event: ArchiveJobEvent,
+    subscriber: Arc<Subscriber>,
+}
+
+impl SharedEvent {
+    fn key(&self, ctx: &ContextSelectionSet<'_>) -> PayloadKey {
+        let e = &self.event.event;
+        let mut h = Sha256::new();
+        h.update(self.subscriber.shape(ctx));
+        h.update(format!("{}|{}|{}|{}", e.id, self.event.snapshot, e.job.id, e.job.sequence).as_bytes());
+        h.finalize().into()
+    }
+}
+
+/// A payload resolved with field errors is this subscriber's alone: the errors go to it only.
+enum Unshared {
+    Failed(async_graphql::ServerError),
+    WithErrors(Value),
+}
+
+impl OutputType for SharedEvent {
+    fn type_name() -> Cow<'static, str> {
+        <ArchiveJobEvent as OutputType>::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        <ArchiveJobEvent as OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        let feed = &self.subscriber.feed;
+        feed.subs.record_delivered();
+        let cell = feed.payloads.cell(self.key(ctx));
+        let resolved = cell
+            .get_or_try_init(|| async {
+                let _permit = feed.subs.db().await;
+                let errors_before = ctx.query_env.errors.lock().expect("errors").len();
+                let value = <ArchiveJobEvent as OutputType>::resolve(&self.event, ctx, field).await.map_err(Unshared::Failed)?;
+                feed.subs.record_resolved();
+                if ctx.query_env.errors.lock().expect("errors").len() > errors_before {
+                    return Err(Unshared::WithErrors(value));
+                }
+                Ok(value)
+            })
+            .await;
+        match resolved {
+            Ok(v) => Ok(v.clone()),
+            Err(Unshared::WithErrors(v)) => Ok(v),
+            Err(Unshared::Failed(e)) => Err(e),
+        }
+    }
+}
+
+fn stream(feed: Arc<Feed>, engine: Engine, access: Access, watch: Watch, resume: Option<Resume>) -> impl Stream<Item = SharedEvent> {
+    let subscriber = Arc::new(Subscriber { feed: feed.clone(), access: access.clone(), shape: OnceLock::new() });
+    let shared = move |event: ArchiveJobEvent| SharedEvent { event, subscriber: subscriber.clone() };
+    let subs = feed.subs.clone();
+    // Listen first (now, not when the stream is first polled), then read the state: a change in
+    // between arrives as an event.
+    let mut rx = engine.jobs.events.subscribe();
     async_stream::stream! {
-        // Listen first, then read the state: a change in between arrives as an event.
-        let mut rx = engine.jobs.events.subscribe();
-        let mut last_seq: std::collections::HashMap<Uuid, i64> = Default::default();
-        let courses = match &filter { Filter::Courses(c) => c.clone(), Filter::Job(_) => None };
+        let mut last_seq: HashMap<Uuid, i64> = Default::default();
         let missed = match resume {
-            Some(r) => jobs::missed_events(&engine.db, &access, r, courses.as_ref(), REPLAY_LIMIT).await.ok().filter(|m| (m.len() as u64) < REPLAY_LIMIT),
+            Some(r) => subs.missed(&access, r, &watch, REPLAY_LIMIT).await.ok().filter(|m| (m.len() as u64) < REPLAY_LIMIT),
             None => None,
         };
         match missed {
             Some(events) => {
                 for e in events {
                     last_seq.insert(e.job.id, e.job.sequence);
-                    yield ArchiveJobEvent { event: e, snapshot: false };
+                    yield shared(ArchiveJobEvent { event: e, snapshot: false });
                 }
             }
             None => {
-                let cursor = jobs::latest_event_id(&engine.db).await.unwrap_or(0);
-                for job in current(&engine, &access, &filter).await {
+                let (cursor, jobs) = subs.current(&access, &watch, SNAPSHOT_LIMIT).await.unwrap_or_default();
+                for job in jobs {
                     last_seq.insert(job.id, job.sequence);
-                    yield snapshot(job, cursor);
+                    yield shared(snapshot(job, cursor));
                 }
             }
         }
@@ -106,11 +222,11 @@ fn stream(engine: Engine, access: Access, filter: Filter, resume: Option<Resume>
                 Ok(e) => e,
                 Err(RecvError::Lagged(_)) => {
                     // Too slow even for the buffer: send the current state and go on from there.
-                    let cursor = jobs::latest_event_id(&engine.db).await.unwrap_or(0);
-                    for job in current(&engine, &access, &filter).await {
+                    let (cursor, jobs) = subs.current(&access, &watch, SNAPSHOT_LIMIT).await.unwrap_or_default();
+                    for job in jobs {
                         if last_seq.get(&job.id).is_none_or(|s| *s < job.sequence) {
                             last_seq.insert(job.id, job.sequence);
-                            yield snapshot(job, cursor);
+                            yield shared(snapshot(job, cursor));
                         }
                     }
                     continue;
@@ -126,7 +242,7 @@ fn stream(engine: Engine, access: Access, filter: Filter, resume: Option<Resume>
                     Err(_) => break,
                 }
             }
-            let relevant: Vec<_> = batch.into_iter().filter(|e| filter.wants(&e.job)).collect();
+            let relevant: Vec<_> = batch.into_iter().filter(|e| watch.wants(&e.job)).collect();
             for (i, e) in relevant.iter().enumerate() {
                 let seen = last_seq.get(&e.job.id).copied().unwrap_or(i64::MIN);
                 if e.job.sequence <= seen {
@@ -138,8 +254,8 @@ fn stream(engine: Engine, access: Access, filter: Filter, resume: Option<Resume>
                     continue;
                 }
                 last_seq.insert(e.job.id, e.job.sequence);
-                yield ArchiveJobEvent { event: (**e).clone(), snapshot: false };
-                if e.kind == JobEventKind::Deleted && matches!(filter, Filter::Job(_)) {
+                yield shared(ArchiveJobEvent { event: (**e).clone(), snapshot: false });
+                if e.kind == JobEventKind::Deleted && matches!(watch, Watch::Job(_)) {
                     return;
                 }
             }
@@ -152,36 +268,28 @@ impl SubscriptionRoot {
     /// One job: first its current state (kind SNAPSHOT), then every change. After a reconnect,
     /// pass the last `sequence` received as `afterSequence` to get the changes missed meanwhile
     /// instead of the snapshot (kept for `eventRetentionDays`; further behind, a snapshot comes).
-    async fn archive_job_updated(&self, ctx: &Context<'_>, job_id: ID, after_sequence: Option<i64>) -> Result<impl Stream<Item = ArchiveJobEvent>> {
+    async fn archive_job_updated(&self, ctx: &Context<'_>, job_id: ID, after_sequence: Option<i64>) -> Result<impl Stream<Item = SharedEvent>> {
         let access = ctx.access()?.clone();
         let id = ids::decode_uuid(&job_id, NodeType::ArchiveJob)?;
-        let engine = ctx.data_unchecked::<Engine>().clone();
-        jobs::get(&engine.db, &access, id).await?;
+        let feed = ctx.data_unchecked::<Arc<Feed>>().clone();
+        feed.subs.check_job(&access, id).await?;
         let resume = after_sequence.map(|s| Resume::JobAfterSequence(id, s));
-        Ok(stream(engine, access, Filter::Job(id), resume))
+        Ok(stream(feed, ctx.data_unchecked::<Engine>().clone(), access, Watch::Job(id), resume))
     }
 
     /// Every change of every job the caller may see, or of one course's jobs (for dashboards):
     /// first the unfinished jobs as they are (kind SNAPSHOT, newest 100), then every change.
     /// After a reconnect, pass the last event's `cursor` as `after` to get the changes missed
     /// meanwhile instead of the snapshots.
-    async fn archive_jobs_changed(&self, ctx: &Context<'_>, course_id: Option<ID>, after: Option<String>) -> Result<impl Stream<Item = ArchiveJobEvent>> {
+    async fn archive_jobs_changed(&self, ctx: &Context<'_>, course_id: Option<ID>, after: Option<String>) -> Result<impl Stream<Item = SharedEvent>> {
         let access = ctx.access()?.clone();
-        access.require(Capability::View)?;
-        let engine = ctx.data_unchecked::<Engine>().clone();
-        let visible = visible_courses(&engine.db, &access).await?;
-        let courses = match course_id {
-            Some(c) => {
-                let c = ids::decode(&c, NodeType::Course)?;
-                crate::service::catalog::course(&engine.db, &access, c).await?;
-                Some(HashSet::from([c]))
-            }
-            None => visible,
-        };
+        let course = course_id.map(|c| ids::decode(&c, NodeType::Course)).transpose()?;
         let resume = match after {
             Some(c) => Some(Resume::AfterEvent(c.parse::<i64>().map_err(|_| crate::error::AppError::BadInput("`after` is not a cursor of this subscription".into()))?)),
             None => None,
         };
-        Ok(stream(engine, access, Filter::Courses(courses), resume))
+        let feed = ctx.data_unchecked::<Arc<Feed>>().clone();
+        let courses = feed.subs.courses(&access, course).await?;
+        Ok(stream(feed, ctx.data_unchecked::<Engine>().clone(), access, Watch::Courses(courses), resume))
     }
 }

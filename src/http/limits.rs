@@ -27,7 +27,7 @@ use tower_http::{
     timeout::RequestBodyTimeoutLayer,
 };
 
-use crate::{app::AppState, config::Settings};
+use crate::{app::AppState, config::Settings, error::ErrorCode};
 
 /// Seconds a shed client is asked to wait before it tries again.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -74,9 +74,11 @@ async fn overloaded(err: BoxError) -> Response {
     }
 }
 
-/// A GraphQL-over-HTTP request error: `{"errors":[{"message", "extensions":{"code"}}]}`.
-pub fn graphql_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({ "errors": [{ "message": message.into(), "extensions": { "code": code } }] });
+/// A GraphQL-over-HTTP request error: `{"errors":[{"message", "extensions":{"code"}}]}`, with the
+/// code's HTTP status.
+pub fn graphql_error(code: ErrorCode, message: impl Into<String>) -> Response {
+    let status = code.http_status().unwrap_or(StatusCode::BAD_REQUEST);
+    let body = json!({ "errors": [{ "message": message.into(), "extensions": { "code": code.as_str() } }] });
     (status, [(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.to_string()).into_response()
 }
 
@@ -90,13 +92,13 @@ async fn graphql_refusals(State(max_body): State<u64>, req: Request, next: Next)
         return res;
     }
     let (code, message) = match res.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ("PAYLOAD_TOO_LARGE", too_large(max_body)),
-        StatusCode::REQUEST_TIMEOUT => ("REQUEST_TIMEOUT", "the request body stopped arriving; send it without pauses".to_string()),
-        StatusCode::SERVICE_UNAVAILABLE => ("SERVICE_UNAVAILABLE", "the server is busy; try again shortly".to_string()),
+        StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, too_large(max_body)),
+        StatusCode::REQUEST_TIMEOUT => (ErrorCode::RequestTimeout, "the request body stopped arriving; send it without pauses".to_string()),
+        StatusCode::SERVICE_UNAVAILABLE => (ErrorCode::ServiceUnavailable, "the server is busy; try again shortly".to_string()),
         _ => return res,
     };
     let (mut parts, _) = res.into_parts();
-    let fresh = graphql_error(parts.status, code, message);
+    let fresh = graphql_error(code, message);
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     parts.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Response::from_parts(parts, fresh.into_body())
@@ -111,7 +113,7 @@ fn too_large(max_body: u64) -> String {
 /// Rust debug output: 413 for a body over the limit (also when it had no `Content-Length`), 408
 /// for a body that stopped arriving, 400 for anything that is not a GraphQL request.
 pub async fn read_graphql_request(parts: &Parts, body: Body) -> Result<async_graphql::Request, Response> {
-    let bad = |message: String| graphql_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", message);
+    let bad = |message: String| graphql_error(ErrorCode::BadRequest, message);
     let req = if parts.method == Method::GET {
         async_graphql::http::parse_query_string(parts.uri.query().unwrap_or_default())
             .map_err(|e| bad(format!("the query string is not a GraphQL request ({e}); expected ?query=…[&variables=…]")))?
@@ -125,7 +127,7 @@ pub async fn read_graphql_request(parts: &Parts, body: Body) -> Result<async_gra
 }
 
 async fn read_body(parts: &Parts, body: Body) -> Result<async_graphql::Request, Response> {
-    let bad = |message: String| graphql_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", message);
+    let bad = |message: String| graphql_error(ErrorCode::BadRequest, message);
     // Bare statuses for the limits' errors: `graphql_refusals` gives them their body.
     let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| {
         if caused_by::<http_body_util::LengthLimitError>(&e) {

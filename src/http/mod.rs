@@ -1,12 +1,13 @@
 //! The HTTP surface: /graphql (GET, POST), /graphql/ws (graphql-transport-ws), GraphiQL at /,
 //! /healthz and /readyz.
 mod download;
+mod graphiql;
 mod limits;
 mod ws;
 
 use std::sync::Arc;
 
-use async_graphql::{http::GraphiQLSource, Data};
+use async_graphql::Data;
 use async_graphql_axum::GraphQLResponse;
 use axum::{
     extract::{Request, State, WebSocketUpgrade},
@@ -14,7 +15,7 @@ use axum::{
         header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL},
         HeaderMap, Method, StatusCode,
     },
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
     Router,
 };
@@ -30,9 +31,9 @@ use crate::{
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let api = Router::new()
-        .route("/", get(graphiql))
         .route("/graphql", get(graphql).post(graphql))
         .route("/graphql/ws", get(graphql_ws))
+        .merge(graphiql::routes())
         .merge(download::routes());
     // Body size and pause limits, and load shedding, for everything above. Health probes are
     // added after them: a busy server still answers its load balancer.
@@ -87,7 +88,7 @@ async fn graphql(State(state): State<AppState>, request: Request) -> Response {
             doc.operations.iter().any(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Mutation)
         });
         if matches!(is_mutation, Ok(true)) {
-            return limits::graphql_error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "mutations need POST");
+            return limits::graphql_error(crate::error::ErrorCode::MethodNotAllowed, "mutations need POST");
         }
     }
     let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -105,7 +106,7 @@ async fn graphql_ws(State(state): State<AppState>, headers: HeaderMap, upgrade: 
     let Some(protocol) = protocol else {
         return (StatusCode::BAD_REQUEST, "send Sec-WebSocket-Protocol: graphql-transport-ws\n").into_response();
     };
-    upgrade.protocols(["graphql-transport-ws"]).on_upgrade(move |socket| ws::serve(socket, state, protocol))
+    ws::upgrade(upgrade, state, protocol)
 }
 
 /// Prefix of the close reason when a WebSocket's connection_init is refused.
@@ -121,19 +122,18 @@ fn ws_init(state: &AppState, jwt: &Arc<JwtKeys>, payload: serde_json::Value) -> 
     };
     match authenticate(jwt, header.as_deref()) {
         RequestAuth::Authenticated(a) => {
+            // Held in the connection's data: its place is freed when the connection ends.
+            let slot = state.subscriptions.connect(&a.principal).map_err(|why| async_graphql::Error::new(format!("{FORBIDDEN}: {why}")))?;
             let (auth, loaders) = request_data(state, RequestAuth::Authenticated(a), false);
             let mut data = Data::default();
             data.insert(auth);
             data.insert(loaders);
+            data.insert(slot);
             Ok(data)
         }
         RequestAuth::Invalid(reason) => Err(async_graphql::Error::new(format!("{FORBIDDEN}: {reason}"))),
         RequestAuth::Anonymous => Err(async_graphql::Error::new(format!("{FORBIDDEN}: authentication required: send a token in connection_init"))),
     }
-}
-
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").title("Archiving Manager").finish())
 }
 
 /// How long `/readyz` waits for the database: it must answer quickly even while the database

@@ -76,9 +76,31 @@ impl JobStore {
         note: &str,
         slots: Option<u32>,
     ) -> anyhow::Result<Option<archive_job::Model>> {
+        let txn = self.db.begin().await?;
+        let Some(job) = self.transition_in(&txn, job_id, from, to, patch, note, slots).await? else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        txn.commit().await?;
+        self.transitioned(&job, from, to);
+        Ok(Some(job))
+    }
+
+    /// The transition of `transition_within`, written in `txn` with its record, log line and
+    /// event; the caller commits, then calls [`JobStore::transitioned`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn transition_in(
+        &self,
+        txn: &DatabaseTransaction,
+        job_id: Uuid,
+        from: JobStatus,
+        to: JobStatus,
+        patch: Patch,
+        note: &str,
+        slots: Option<u32>,
+    ) -> anyhow::Result<Option<archive_job::Model>> {
         anyhow::ensure!(from.can_become(to), "illegal job transition {from} -> {to}");
         let now = Utc::now();
-        let txn = self.db.begin().await?;
         let slot_condition = match slots {
             None => None,
             Some(n) => {
@@ -135,12 +157,11 @@ impl JobStore {
         if let Some(c) = slot_condition {
             q = q.filter(c);
         }
-        let res = q.exec(&txn).await?;
+        let res = q.exec(txn).await?;
         if res.rows_affected == 0 {
-            txn.rollback().await?;
             return Ok(None);
         }
-        let job = archive_job::Entity::find_by_id(job_id).one(&txn).await?.ok_or_else(|| anyhow::anyhow!("job {job_id} vanished"))?;
+        let job = archive_job::Entity::find_by_id(job_id).one(txn).await?.ok_or_else(|| anyhow::anyhow!("job {job_id} vanished"))?;
         archive_job_transition::ActiveModel {
             job_id: Set(job_id),
             from_status: Set(Some(from.to_string())),
@@ -149,7 +170,7 @@ impl JobStore {
             at: Set(now),
             ..Default::default()
         }
-        .insert(&txn)
+        .insert(txn)
         .await?;
         let level = match to {
             JobStatus::Failure | JobStatus::Timeout => LogLevel::Error,
@@ -157,11 +178,16 @@ impl JobStore {
             _ => LogLevel::Info,
         };
         let msg = if note.is_empty() { format!("{from} → {to}") } else { format!("{from} → {to}: {note}") };
-        self.log_in(&txn, job_id, None, level, &msg).await?;
-        self.commit_with_event(txn, &job, JobEventKind::StatusChanged, None, false).await?;
-        tracing::info!(job = %job_id, %from, %to, "job transition");
-        faults::point(|| format!("job:{to}"));
+        self.log_in(txn, job_id, None, level, &msg).await?;
+        self.append_event(txn, &job, JobEventKind::StatusChanged, None, false).await?;
         Ok(Some(job))
+    }
+
+    /// After a transition written by `transition_in` committed: subscribers and the log learn of it.
+    pub fn transitioned(&self, job: &archive_job::Model, from: JobStatus, to: JobStatus) {
+        self.events.committed();
+        tracing::info!(job = %job.id, %from, %to, "job transition");
+        faults::point(|| format!("job:{to}"));
     }
 
     /// Runs `update` (narrowed to the job, its sequence raised) in a transaction; when it changed
@@ -228,9 +254,10 @@ impl JobStore {
         Ok(row.id)
     }
 
-    /// Records a job just inserted in `txn` (its CREATED event) and commits.
-    pub async fn commit_created(&self, txn: DatabaseTransaction, job: &archive_job::Model) -> anyhow::Result<()> {
-        self.commit_with_event(txn, job, JobEventKind::Created, None, false).await
+    /// Records a job just inserted in `txn`: its CREATED event. The caller commits.
+    pub async fn created_in(&self, txn: &DatabaseTransaction, job: &archive_job::Model) -> anyhow::Result<()> {
+        self.append_event(txn, job, JobEventKind::Created, None, false).await?;
+        Ok(())
     }
 
     /// Records that a job's record was removed: the last event of the job, one past its last

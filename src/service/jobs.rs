@@ -133,7 +133,8 @@ pub async fn create(engine: &Engine, access: &Access, input: CreateJob) -> AppRe
         settings.storage_backends = vec![default.name];
     }
 
-    // One transaction: the job, its tasks, and its first transition.
+    // One transaction, so one commit on SQLite's single writer: the job, its tasks, its creation
+    // log line and event, its move to QUEUED and its queue message.
     let job_id = Uuid::new_v4();
     let txn = db.begin().await?;
     let job = archive_job::ActiveModel {
@@ -186,13 +187,14 @@ pub async fn create(engine: &Engine, access: &Access, input: CreateJob) -> AppRe
         .await?;
     }
     engine.jobs.log_in(&txn, job_id, None, LogLevel::Info, &format!("created by {} ({}) for {} activities", job.requested_by, job.origin, activities.len())).await?;
-    engine.jobs.commit_created(txn, &job).await?;
-    let job = engine.jobs.transition(job_id, JobStatus::Uninitialized, JobStatus::Queued, Patch::default(), "").await?.unwrap_or(job);
-    // If this push is lost, the sweeper sends it again.
-    if let Err(e) = engine.queue.push_stage(job_id, None).await {
-        tracing::warn!(job = %job_id, error = %format!("{e:#}"), "could not queue the job now; the sweeper will");
-    }
-    Ok(Ok(job))
+    engine.jobs.created_in(&txn, &job).await?;
+    let (from, to) = (JobStatus::Uninitialized, JobStatus::Queued);
+    let queued = engine.jobs.transition_in(&txn, job_id, from, to, Patch::default(), "", None).await?.ok_or_else(|| AppError::internal("a job just created could not be queued"))?;
+    let pushed = engine.queue.push_stage_in(&txn, job_id).await?;
+    txn.commit().await?;
+    engine.jobs.transitioned(&queued, from, to);
+    pushed.committed();
+    Ok(Ok(queued))
 }
 
 fn field_name(f: PolicyField) -> &'static str {

@@ -9,6 +9,7 @@ pub mod pagination;
 pub mod policy;
 pub mod services;
 pub mod storage_backends;
+pub mod subscriptions;
 pub mod sync;
 
 pub use access::Access;
