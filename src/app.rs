@@ -46,6 +46,7 @@ pub fn lms_source(settings: &Settings) -> Arc<dyn LmsSource> {
 /// The demo LMS as configured; its later changes live in the data directory.
 pub fn demo_lms(settings: &Settings) -> DemoLms {
     DemoLms::new(settings.demo_scale)
+        .with_extra_courses(settings.demo_extra_courses)
         .with_record_delay(std::time::Duration::from_millis(settings.demo_record_delay_ms as u64))
         .with_changes_file(settings.data_dir.join("demo-changes.json"))
 }
@@ -71,7 +72,7 @@ impl AppState {
         let queue = Queue::open(&db).await.context("opening the job queue")?;
         let engine = Engine::new(JobStore::new(db.clone(), bus, settings.clone()), queue, settings.clone(), lms.clone());
         let subscriptions = Arc::new(Subscriptions::new(db.clone(), &settings));
-        let schema = graphql::build(db.clone(), engine.clone(), subscriptions.clone());
+        let schema = graphql::build(engine.clone(), subscriptions.clone());
         Ok(Self { settings, db, statements, jwt, lms, schema, engine, subscriptions, liveness: Liveness::default(), _single: single })
     }
 }

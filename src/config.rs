@@ -70,6 +70,8 @@ pub struct Settings {
     pub staging_dir: Option<PathBuf>,
     /// Demo LMS only: milliseconds each record takes to read, to simulate a slow LMS.
     pub demo_record_delay_ms: u32,
+    /// Demo LMS only: generated courses added to the fixed demo ones (for benchmarks at scale).
+    pub demo_extra_courses: u32,
     /// An activity with more attempts/submissions than this is archived in chunks of this many
     /// records, each a queue task of its own, so that one large activity spreads over workers.
     pub chunk_records: u32,
@@ -142,6 +144,7 @@ impl Default for Settings {
             job_log_level: crate::domain::LogLevel::Info,
             staging_dir: None,
             demo_record_delay_ms: 0,
+            demo_extra_courses: 0,
             event_retention_days: 7,
             log_format: LogFormat::Text,
             chunk_records: 500,
@@ -168,6 +171,7 @@ const KEYS: &[&str] = &[
     "listen", "data_dir", "database_url", "jwt_secret", "jwt_issuer", "jwt_audience", "jwt_algorithm",
     "jwt_public_key_file", "jwt_private_key_file", "lms", "demo_scale", "log", "max_concurrent_jobs", "worker_concurrency",
     "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds", "job_log_level", "staging_dir", "demo_record_delay_ms",
+    "demo_extra_courses",
     "public_url", "chunk_records", "event_retention_days", "log_format", "max_body_bytes", "request_body_timeout_seconds",
     "max_concurrent_requests", "cors_allowed_origins", "ws_init_timeout_seconds", "ws_max_subscriptions",
     "ws_max_connections_per_token", "ws_slow_client_seconds", "subscription_db_permits",
@@ -175,7 +179,7 @@ const KEYS: &[&str] = &[
 
 const NUMERIC_KEYS: &[&str] = &[
     "demo_scale", "max_concurrent_jobs", "worker_concurrency", "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds",
-    "demo_record_delay_ms", "chunk_records", "event_retention_days", "max_body_bytes", "request_body_timeout_seconds",
+    "demo_record_delay_ms", "demo_extra_courses", "chunk_records", "event_retention_days", "max_body_bytes", "request_body_timeout_seconds",
     "max_concurrent_requests", "ws_init_timeout_seconds", "ws_max_subscriptions", "ws_max_connections_per_token",
     "ws_slow_client_seconds", "subscription_db_permits",
 ];
@@ -266,6 +270,9 @@ impl Settings {
         }
         if !(1..=1000).contains(&self.demo_scale) {
             return err("demo_scale", "must be between 1 and 1000");
+        }
+        if self.demo_extra_courses > 10_000 {
+            return err("demo_extra_courses", "must be at most 10000");
         }
         if self.max_concurrent_jobs == 0 {
             return err("max_concurrent_jobs", "must be at least 1");

@@ -1,11 +1,11 @@
-//! What a resolver can reach: the database, the caller's access and the request's data loaders.
+//! What a resolver can reach: the application's services, the caller's access and the request's
+//! data loaders. No database handle: every query is a service's.
 use async_graphql::Context;
-use sea_orm::DatabaseConnection;
 
 use super::loaders::Loaders;
 use crate::{
     error::{AppError, AppResult},
-    service::{Access, PageArgs},
+    service::{Access, PageArgs, Services},
 };
 
 /// The outcome of authenticating a request or a WebSocket connection.
@@ -17,7 +17,7 @@ pub enum RequestAuth {
 }
 
 pub trait ContextExt {
-    fn db(&self) -> &DatabaseConnection;
+    fn services(&self) -> &Services;
     /// The caller's access, or UNAUTHENTICATED.
     fn access(&self) -> AppResult<&Access>;
     fn loaders(&self) -> &Loaders;
@@ -26,8 +26,8 @@ pub trait ContextExt {
 }
 
 impl ContextExt for Context<'_> {
-    fn db(&self) -> &DatabaseConnection {
-        self.data_unchecked::<DatabaseConnection>()
+    fn services(&self) -> &Services {
+        self.data_unchecked::<Services>()
     }
 
     fn access(&self) -> AppResult<&Access> {

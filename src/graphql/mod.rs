@@ -12,9 +12,7 @@ mod subscription;
 pub mod types;
 
 use async_graphql::{Schema, SDLExportOptions};
-use sea_orm::DatabaseConnection;
-
-use crate::engine::Engine;
+use crate::{engine::Engine, service::Services};
 
 pub use context::RequestAuth;
 pub use nulls::SpecExecutor;
@@ -39,9 +37,11 @@ fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, Subscripti
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).extension(errors::ErrorCodes)
 }
 
-pub fn build(db: DatabaseConnection, engine: Engine, subscriptions: std::sync::Arc<crate::service::subscriptions::Subscriptions>) -> SpecExecutor<AppSchema> {
+/// The schema with what resolvers reach: the services, and the feed of job events for the
+/// subscriptions. The engine is there only for the subscriptions' checks.
+pub fn build(engine: Engine, subscriptions: std::sync::Arc<crate::service::subscriptions::Subscriptions>) -> SpecExecutor<AppSchema> {
     let feed = std::sync::Arc::new(subscription::Feed::new(subscriptions));
-    let schema = builder().data(db).data(engine).data(feed).finish();
+    let schema = builder().data(Services::new(engine.clone())).data(engine).data(feed).finish();
     let sdl = schema.sdl();
     SpecExecutor::new(schema, &sdl)
 }

@@ -9,7 +9,6 @@ use super::{
 };
 use crate::{
     domain::{self, SettingsOverrides},
-    engine::Engine,
     error::UserErrorCode as Code,
     service::{jobs, storage_backends},
 };
@@ -125,26 +124,30 @@ impl MutationRoot {
             job_timeout_seconds: input.job_timeout_seconds,
         };
         let create = jobs::CreateJob { activity_ids, overrides, storage_backend_ids, origin };
-        let outcome = jobs::create(ctx.data_unchecked::<Engine>(), ctx.access()?, create).await?;
+        ctx.loaders().clear();
+        let outcome = ctx.services().create_job(ctx.access()?, create).await?;
         Ok(ArchiveJobPayload::from(outcome))
     }
 
     /// Cancels a job: at once when it has not started, else within seconds, between two steps.
     async fn cancel_archive_job(&self, ctx: &Context<'_>, input: ArchiveJobIdInput) -> Result<ArchiveJobPayload> {
         let id = ids::decode_uuid(&input.id, NodeType::ArchiveJob)?;
-        Ok(ArchiveJobPayload::from(jobs::cancel(ctx.data_unchecked::<Engine>(), ctx.access()?, id).await?))
+        ctx.loaders().clear();
+        Ok(ArchiveJobPayload::from(ctx.services().cancel_job(ctx.access()?, id).await?))
     }
 
     /// Runs a FAILURE or TIMEOUT job again as a new attempt, from the stage that failed.
     async fn retry_archive_job(&self, ctx: &Context<'_>, input: ArchiveJobIdInput) -> Result<ArchiveJobPayload> {
         let id = ids::decode_uuid(&input.id, NodeType::ArchiveJob)?;
-        Ok(ArchiveJobPayload::from(jobs::retry(ctx.data_unchecked::<Engine>(), ctx.access()?, id).await?))
+        ctx.loaders().clear();
+        Ok(ArchiveJobPayload::from(ctx.services().retry_job(ctx.access()?, id).await?))
     }
 
     /// Deletes a finished job (COMPLETED, FAILURE, TIMEOUT, CANCELED).
     async fn delete_archive_job(&self, ctx: &Context<'_>, input: DeleteArchiveJobInput) -> Result<DeleteArchiveJobPayload> {
         let id = ids::decode_uuid(&input.id, NodeType::ArchiveJob)?;
-        Ok(match jobs::delete(ctx.data_unchecked::<Engine>(), ctx.access()?, id, input.delete_files).await? {
+        ctx.loaders().clear();
+        Ok(match ctx.services().delete_job(ctx.access()?, id, input.delete_files).await? {
             Ok(j) => DeleteArchiveJobPayload { job: j.map(ArchiveJob::new), deleted_job_id: Some(input.id), user_errors: vec![] },
             Err(es) => DeleteArchiveJobPayload { job: None, deleted_job_id: None, user_errors: es.into_iter().map(Into::into).collect() },
         })
@@ -160,7 +163,8 @@ impl MutationRoot {
             settings: input.settings.0,
             is_default: input.is_default,
         };
-        Ok(match storage_backends::create(ctx.db(), ctx.access()?, new).await? {
+        ctx.loaders().clear();
+        Ok(match ctx.services().create_storage_backend(ctx.access()?, new).await? {
             Ok(b) => StorageBackendPayload { storage_backend: Some(StorageBackend::new(b)), user_errors: vec![] },
             Err(es) => StorageBackendPayload { storage_backend: None, user_errors: es.into_iter().map(Into::into).collect() },
         })
@@ -169,7 +173,8 @@ impl MutationRoot {
     /// Probes a storage backend now (write, read, delete) and records the result.
     async fn check_storage_backend(&self, ctx: &Context<'_>, input: StorageBackendIdInput) -> Result<StorageBackend> {
         let id = ids::decode(&input.id, NodeType::StorageBackend)?;
-        let b = storage_backends::check(ctx.db(), ctx.access()?, id).await?;
+        ctx.loaders().clear();
+        let b = ctx.services().check_storage_backend(ctx.access()?, id).await?;
         Ok(StorageBackend::new(b))
     }
 }

@@ -4,12 +4,13 @@ use async_graphql::{Context, InputObject, Object, Result, ID};
 use super::{
     context::ContextExt,
     ids::{self, NodeType},
+    loaders,
     types::*,
 };
 use crate::{
     domain,
     error::AppError,
-    service::{catalog, jobs, overview, policy, storage_backends},
+    service::{catalog, jobs},
 };
 
 #[derive(InputObject, Default)]
@@ -100,7 +101,9 @@ impl QueryRoot {
     #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn categories(&self, ctx: &Context<'_>, parent_id: Option<ID>, first: Option<i32>, after: Option<String>) -> Result<Conn<CourseCategory>> {
         let parent = parent_id.map(|p| ids::decode(&p, NodeType::CourseCategory)).transpose()?;
-        let page = catalog::categories(ctx.db(), ctx.access()?, parent, &ctx.page(first, after)?).await?;
+        let page = ctx.services().categories(ctx.access()?, parent, &ctx.page(first, after)?).await?;
+        let rows: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
+        loaders::preload_categories(ctx, &loaders::nodes(&ctx.look_ahead()), &rows).await?;
         Ok(connection(page, CourseCategory::new)?)
     }
 
@@ -125,7 +128,9 @@ impl QueryRoot {
             CourseOrderField::FullName => catalog::CourseOrder::FullName,
             CourseOrderField::Id => catalog::CourseOrder::Id,
         };
-        let page = catalog::courses(ctx.db(), ctx.access()?, &filter, order, o.direction == OrderDirection::Desc, &ctx.page(first, after)?).await?;
+        let page = ctx.services().courses(ctx.access()?, &filter, order, o.direction == OrderDirection::Desc, &ctx.page(first, after)?).await?;
+        let rows: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
+        loaders::preload_courses(ctx, &loaders::nodes(&ctx.look_ahead()), &rows).await?;
         Ok(connection(page, Course::new)?)
     }
 
@@ -133,8 +138,8 @@ impl QueryRoot {
     async fn course(&self, ctx: &Context<'_>, id: Option<ID>, lms_id: Option<String>) -> Result<Option<Course>> {
         let access = ctx.access()?;
         let m = match (id, lms_id) {
-            (Some(id), None) => catalog::course(ctx.db(), access, ids::decode(&id, NodeType::Course)?).await?,
-            (None, Some(lms)) => catalog::course_by_lms_id(ctx.db(), access, &lms).await?,
+            (Some(id), None) => ctx.services().course(access, ids::decode(&id, NodeType::Course)?).await?,
+            (None, Some(lms)) => ctx.services().course_by_lms_id(access, &lms).await?,
             _ => return Err(AppError::bad_input("give exactly one of `id` and `lmsId`").into()),
         };
         Ok(Some(Course::new(m)))
@@ -149,13 +154,15 @@ impl QueryRoot {
             archive_states: f.archive_states.unwrap_or_default().into_iter().map(domain::ActivityArchiveState::from).collect(),
             search: f.search,
         };
-        let page = catalog::activities(ctx.db(), ctx.access()?, &filter, &ctx.page(first, after)?).await?;
+        let page = ctx.services().activities(ctx.access()?, &filter, &ctx.page(first, after)?).await?;
+        let rows: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
+        loaders::preload_activities(ctx, &loaders::nodes(&ctx.look_ahead()), &rows, None).await?;
         Ok(connection(page, Activity::new)?)
     }
 
     #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn storage_backends(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Conn<StorageBackend>> {
-        let page = storage_backends::list(ctx.db(), ctx.access()?, &ctx.page(first, after)?).await?;
+        let page = ctx.services().storage_backends(ctx.access()?, &ctx.page(first, after)?).await?;
         Ok(connection(page, StorageBackend::new)?)
     }
 
@@ -171,39 +178,37 @@ impl QueryRoot {
             created_after: f.created_after.map(|d| d.0),
             created_before: f.created_before.map(|d| d.0),
         };
-        let page = jobs::list(ctx.db(), ctx.access()?, &filter, &ctx.page(first, after)?).await?;
+        let page = ctx.services().jobs(ctx.access()?, &filter, &ctx.page(first, after)?).await?;
+        let rows: Vec<_> = page.items.iter().map(|(_, m)| m.clone()).collect();
+        loaders::preload_jobs(ctx, &loaders::nodes(&ctx.look_ahead()), &rows).await?;
         Ok(connection(page, ArchiveJob::new)?)
     }
 
     async fn archive_job(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ArchiveJob>> {
         let id = ids::decode_uuid(&id, NodeType::ArchiveJob)?;
-        Ok(Some(ArchiveJob::new(jobs::get(ctx.db(), ctx.access()?, id).await?)))
+        Ok(Some(ArchiveJob::new(ctx.services().job(ctx.access()?, id).await?)))
     }
 
     /// The global archiving defaults.
     async fn policy(&self, ctx: &Context<'_>) -> Result<Policy> {
-        Ok(Policy { values: policy::get(ctx.db(), ctx.access()?).await? })
+        Ok(Policy { values: ctx.services().policy(ctx.access()?).await? })
     }
 
     /// Counts across everything in the caller's scope, or one course.
     async fn archiving_overview(&self, ctx: &Context<'_>, course_id: Option<ID>) -> Result<ArchivingOverview> {
         let course = course_id.map(|c| ids::decode(&c, NodeType::Course)).transpose()?;
-        let access = ctx.access()?;
-        if let Some(c) = course {
-            catalog::course(ctx.db(), access, c).await?;
-        }
-        Ok(overview::overview(ctx.db(), access, course).await?.into())
+        Ok(ctx.services().overview(ctx.access()?, course).await?.into())
     }
 }
 
 /// Loads nodes of one type, keeping the order of `ids`; `None` where missing or out of scope.
 async fn load_nodes(ctx: &Context<'_>, t: NodeType, ids: &[ID]) -> Result<Vec<Option<Node>>> {
     let access = ctx.access()?;
-    let db = ctx.db();
+    let svc = ctx.services();
     if t == NodeType::ArchiveJob {
         let keys: Vec<Option<uuid::Uuid>> = ids.iter().map(|id| ids::decode_uuid(id, t).ok()).collect();
         let wanted: Vec<uuid::Uuid> = keys.iter().flatten().copied().collect();
-        let found = jobs::visible(db, access, &wanted).await?;
+        let found = svc.jobs_visible(access, &wanted).await?;
         return Ok(keys.iter().map(|k| k.and_then(|k| found.get(&k).cloned()).map(|m| Node::ArchiveJob(ArchiveJob::new(m)))).collect());
     }
     let keys: Vec<Option<i64>> = ids.iter().map(|id| ids::decode(id, t).ok()).collect();
@@ -211,29 +216,29 @@ async fn load_nodes(ctx: &Context<'_>, t: NodeType, ids: &[ID]) -> Result<Vec<Op
     let pick = |k: &Option<i64>| k.as_ref().copied();
     Ok(match t {
         NodeType::Course => {
-            let found = catalog::courses_visible(db, access, &wanted).await?;
+            let found = svc.courses_visible(access, &wanted).await?;
             keys.iter().map(|k| pick(k).and_then(|k| found.get(&k).cloned()).map(|m| Node::Course(Course::new(m)))).collect()
         }
         NodeType::CourseCategory => {
-            let found = catalog::categories_visible(db, access, &wanted).await?;
+            let found = svc.categories_visible(access, &wanted).await?;
             keys.iter().map(|k| pick(k).and_then(|k| found.get(&k).cloned()).map(|m| Node::CourseCategory(CourseCategory::new(m)))).collect()
         }
         NodeType::Activity => {
-            let found = catalog::activities_visible(db, access, &wanted).await?;
+            let found = svc.activities_visible(access, &wanted).await?;
             keys.iter().map(|k| pick(k).and_then(|k| found.get(&k).cloned()).map(|m| Node::Activity(Activity::new(m)))).collect()
         }
         NodeType::StorageBackend => {
-            let found = storage_backends::by_ids(db, access, &wanted).await?;
+            let found = svc.storage_backends_visible(access, &wanted).await?;
             keys.iter()
                 .map(|k| pick(k).and_then(|k| found.iter().find(|m| m.id == k).cloned()).map(|m| Node::StorageBackend(StorageBackend::new(m))))
                 .collect()
         }
         NodeType::ArchiveTask => {
-            let found = jobs::tasks_visible(db, access, &wanted).await?;
+            let found = svc.tasks_visible(access, &wanted).await?;
             keys.iter().map(|k| pick(k).and_then(|k| found.get(&k).cloned()).map(|m| Node::ArchiveTask(ArchiveTask::new(m)))).collect()
         }
         NodeType::ArchiveFile => {
-            let found = jobs::files_visible(db, access, &wanted).await?;
+            let found = svc.files_visible(access, &wanted).await?;
             keys.iter().map(|k| pick(k).and_then(|k| found.get(&k).cloned()).map(|m| Node::ArchiveFile(ArchiveFile::new(m)))).collect()
         }
         NodeType::ArchiveJob => unreachable!("handled above"),

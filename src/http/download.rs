@@ -13,7 +13,6 @@ use axum::{
     Router,
 };
 use chrono::Utc;
-use sea_orm::EntityTrait;
 
 use crate::{
     app::AppState,
@@ -58,11 +57,11 @@ async fn download(State(state): State<AppState>, Path(file_id): Path<String>, Ra
     if !downloads::verify(&key, file_id, expires, &sig, Utc::now()) {
         return bare(StatusCode::FORBIDDEN);
     }
-    let file = match archive_file::Entity::find_by_id(file_id).one(&state.db).await {
-        Ok(Some(f)) if f.deleted_at.is_none() && f.stored_at.is_some() => f,
-        Ok(_) => return bare(StatusCode::NOT_FOUND),
+    let file = match downloads::stored_file(&state.db, file_id).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return bare(StatusCode::NOT_FOUND),
         Err(e) => {
-            tracing::error!(file_id, error = %e, "download: loading the file");
+            tracing::error!(file_id, error = %format!("{e:#}"), "download: loading the file");
             return bare(StatusCode::INTERNAL_SERVER_ERROR);
         }
     };

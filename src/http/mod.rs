@@ -25,7 +25,7 @@ use crate::{
     app::AppState,
     auth::JwtKeys,
     graphql::{loaders::Loaders, RequestAuth},
-    service::Access,
+    service::{Access, Services},
 };
 
 pub fn router(state: AppState) -> Router {
@@ -64,12 +64,16 @@ pub fn authenticate(keys: &JwtKeys, header: Option<&str>) -> RequestAuth {
     }
 }
 
-fn request_data(state: &AppState, auth: RequestAuth) -> (RequestAuth, Loaders) {
+/// The caller's authentication and data loaders: caching ones for one request, uncached ones for
+/// a WebSocket connection (which lives across many events).
+fn request_data(state: &AppState, auth: RequestAuth, per_request: bool) -> (RequestAuth, Loaders) {
     let access = match &auth {
         RequestAuth::Authenticated(a) => Some(a.clone()),
         _ => None,
     };
-    (auth, Loaders::new(&state.db, access))
+    let services = Services::new(state.engine.clone());
+    let loaders = if per_request { Loaders::new(&services, access) } else { Loaders::uncached(&services, access) };
+    (auth, loaders)
 }
 
 async fn graphql(State(state): State<AppState>, request: Request) -> Response {
@@ -88,7 +92,7 @@ async fn graphql(State(state): State<AppState>, request: Request) -> Response {
         }
     }
     let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let (auth, loaders) = request_data(&state, authenticate(&state.jwt, header));
+    let (auth, loaders) = request_data(&state, authenticate(&state.jwt, header), true);
     req = req.data(auth).data(loaders);
     GraphQLResponse::from(async_graphql::Executor::execute(&state.schema, req).await).into_response()
 }
@@ -120,7 +124,7 @@ fn ws_init(state: &AppState, jwt: &Arc<JwtKeys>, payload: serde_json::Value) -> 
         RequestAuth::Authenticated(a) => {
             // Held in the connection's data: its place is freed when the connection ends.
             let slot = state.subscriptions.connect(&a.principal).map_err(|why| async_graphql::Error::new(format!("{FORBIDDEN}: {why}")))?;
-            let (auth, loaders) = request_data(state, RequestAuth::Authenticated(a));
+            let (auth, loaders) = request_data(state, RequestAuth::Authenticated(a), false);
             let mut data = Data::default();
             data.insert(auth);
             data.insert(loaders);

@@ -173,6 +173,44 @@ impl DemoLms {
         Self { persons, courses, activities, bulk_file_size: None, record_delay: std::time::Duration::ZERO, changes: None }
     }
 
+    /// Adds `n` generated courses after the fixed ones (LMS ids 100001, 100002, …, short names
+    /// `GEN0001`, …), spread over the categories, each with the activities a small course has: a
+    /// data set of any size for benchmarks, the same for every process that generates it.
+    pub fn with_extra_courses(mut self, n: u32) -> Self {
+        let mut next_id = self.activities.iter().filter_map(|a| a.activity.lms_id.parse::<u64>().ok()).max().unwrap_or(1000);
+        for k in 1..=n as usize {
+            let category = CATEGORIES[k % CATEGORIES.len()].0;
+            let course = LmsCourse {
+                lms_id: (100_000 + k).to_string(),
+                category_lms_id: category.into(),
+                short_name: format!("GEN{k:04}"),
+                full_name: format!("Generated Course {k}"),
+                visible: true,
+                start_date: Some(at(2025, 10, 1)),
+                end_date: Some(at(2026, 3, 31)),
+            };
+            let start = (k * 5) % (SMALL_POOL - PER_SMALL_COURSE);
+            for (kind, name) in [(ActivityKind::Quiz, "Midterm exam"), (ActivityKind::Quiz, "Final exam"), (ActivityKind::Assign, "Term paper")] {
+                next_id += 1;
+                self.activities.push(ActivitySpec {
+                    activity: LmsActivity {
+                        lms_id: next_id.to_string(),
+                        course_lms_id: course.lms_id.clone(),
+                        kind,
+                        name: name.into(),
+                        opens_at: Some(at(2025, 11, 1)),
+                        closes_at: Some(at(2025, 12, 15)),
+                        modified_at: at(2025, 10, 20),
+                    },
+                    enrolled: start..start + PER_SMALL_COURSE,
+                    open: false,
+                });
+            }
+            self.courses.push(course);
+        }
+        self
+    }
+
     /// Gives every assignment submission one more file, `attachment.bin`, of `bytes` bytes (for
     /// benchmarks: 10,000 submissions × 107 KB ≈ 1 GiB). Its content is pseudo-random text that
     /// compresses to about three quarters, generated while it is read, so even huge files cost
@@ -475,6 +513,23 @@ mod tests {
         let rb: Vec<_> = b.records(id).map(|r| r.unwrap()).collect().await;
         assert!(!ra.is_empty());
         assert_eq!(ra, rb);
+    }
+
+    #[tokio::test]
+    async fn extra_courses_are_generated_the_same_each_time() {
+        let (a, b) = (DemoLms::new(1).with_extra_courses(50), DemoLms::new(1).with_extra_courses(50));
+        let base = DemoLms::new(1);
+        assert_eq!(a.courses().await.unwrap().len(), base.courses().await.unwrap().len() + 50);
+        assert_eq!(a.activities().await.unwrap(), b.activities().await.unwrap());
+        let acts = a.activities().await.unwrap();
+        assert_eq!(acts.len(), base.activities().await.unwrap().len() + 150);
+        let mut ids: Vec<_> = acts.iter().map(|x| x.lms_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), acts.len(), "activity LMS ids are unique");
+        let last = acts.last().unwrap();
+        let ra: Vec<_> = a.records(&last.lms_id).map(|r| r.unwrap()).collect().await;
+        assert!(!ra.is_empty(), "generated activities have records");
     }
 
     #[tokio::test]

@@ -298,6 +298,13 @@ pub async fn activities_visible(db: &DatabaseConnection, access: &Access, ids: &
     Ok(rows.into_iter().map(|m| (m.id, m)).collect())
 }
 
+/// Activities by id, unfiltered: only for navigation from an object already known to be visible
+/// (a visible job's tasks).
+pub async fn activities_by_id(db: &DatabaseConnection, ids: &[i64]) -> AppResult<HashMap<i64, activity::Model>> {
+    let rows = activity::Entity::find().filter(activity::Column::Id.is_in(ids.to_vec())).all(db).await?;
+    Ok(rows.into_iter().map(|m| (m.id, m)).collect())
+}
+
 /// Activities of each course, in order, for `Course.activities`.
 pub async fn activities_of(db: &DatabaseConnection, course_ids: &[i64]) -> AppResult<HashMap<i64, Vec<activity::Model>>> {
     let rows = activity::Entity::find()

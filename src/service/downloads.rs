@@ -5,16 +5,23 @@
 //! `ArchiveFile.downloadUrl` must hold `download`; the GET then needs no token.
 use std::{
     any::Any,
+    collections::HashSet,
     sync::{Arc, Mutex},
 };
 
 use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{Hmac, Mac};
-use sea_orm::{DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set};
 use sha2::Sha256;
+use uuid::Uuid;
 
-use crate::entity::server_secret;
+use crate::{
+    auth::{Capability, Scope},
+    entity::{archive_file, archive_job, server_secret},
+    error::AppResult,
+    service::Access,
+};
 
 /// The `server_secret` row holding the key.
 pub const KEY_NAME: &str = "download-url-key";
@@ -117,6 +124,50 @@ pub async fn download_path(db: &DatabaseConnection, file_id: i64, now: DateTime<
     let key = signing_key(db).await?;
     let expires = now + DEFAULT_TTL;
     Ok((signed_path(&key, file_id, expires), expires))
+}
+
+/// The jobs among `job_ids` whose files the caller may download, in at most one statement (none
+/// when the caller's `download` capability holds everywhere or nowhere).
+pub async fn downloadable_jobs(db: &DatabaseConnection, access: &Access, job_ids: &[Uuid]) -> AppResult<HashSet<Uuid>> {
+    match access.scope(Capability::Download) {
+        Scope::Nowhere => Ok(HashSet::new()),
+        Scope::Everywhere => Ok(job_ids.iter().copied().collect()),
+        Scope::Within { .. } => Ok(archive_job::Entity::find()
+            .select_only()
+            .column(archive_job::Column::Id)
+            .filter(archive_job::Column::Id.is_in(job_ids.to_vec()))
+            .filter(access.filter_by_course(archive_job::Column::CourseId, Capability::Download))
+            .into_tuple::<Uuid>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect()),
+    }
+}
+
+/// A file that can be downloaded: stored (confirmed) and not deleted. The signed URL naming it is
+/// the permission, checked before this is called.
+pub async fn stored_file(db: &DatabaseConnection, file_id: i64) -> anyhow::Result<Option<archive_file::Model>> {
+    let file = archive_file::Entity::find_by_id(file_id).one(db).await.context("loading the archive file")?;
+    Ok(file.filter(|f| f.deleted_at.is_none() && f.stored_at.is_some()))
+}
+
+/// Signs download URLs with one key read once: one per request, however many files it names.
+#[derive(Clone)]
+pub struct Signer {
+    key: Arc<Vec<u8>>,
+    public_url: String,
+}
+
+impl Signer {
+    pub async fn load(db: &DatabaseConnection, public_url: String) -> anyhow::Result<Self> {
+        Ok(Self { key: Arc::new(signing_key(db).await?), public_url })
+    }
+
+    /// The absolute URL of `file_id`, valid for [`DEFAULT_TTL`] from `now`.
+    pub fn url(&self, file_id: i64, now: DateTime<Utc>) -> String {
+        format!("{}{}", self.public_url, signed_path(&self.key, file_id, now + DEFAULT_TTL))
+    }
 }
 
 #[cfg(test)]

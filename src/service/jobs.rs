@@ -19,7 +19,7 @@ use crate::{
         filename::FilenamePattern, ActivityKind, JobOrigin, JobSettings, JobStatus, LogLevel, PolicyField, SettingsOverrides, TaskStatus,
     },
     engine::{drivers, Engine},
-    entity::{activity, archive_file, archive_job, archive_job_transition, archive_task, course, job_event, job_log, storage_backend},
+    entity::{activity, archive_file, archive_job, archive_job_transition, archive_task, course, job_event, job_log, storage_backend, timestamp_token},
     error::{AppError, AppResult, UserError, UserErrorCode},
     jobs::Patch,
     storage,
@@ -453,13 +453,32 @@ fn visible_job_ids(access: &Access) -> sea_orm::sea_query::SelectStatement {
         .to_owned()
 }
 
-/// A job's status changes, oldest first.
-pub async fn transitions(db: &DatabaseConnection, job_id: Uuid) -> AppResult<Vec<archive_job_transition::Model>> {
-    Ok(archive_job_transition::Entity::find()
-        .filter(archive_job_transition::Column::JobId.eq(job_id))
+/// The status changes of each job, oldest first, in one statement.
+pub async fn transitions_of(db: &DatabaseConnection, job_ids: &[Uuid]) -> AppResult<std::collections::HashMap<Uuid, Vec<archive_job_transition::Model>>> {
+    let rows = archive_job_transition::Entity::find()
+        .filter(archive_job_transition::Column::JobId.is_in(job_ids.to_vec()))
         .order_by_asc(archive_job_transition::Column::Id)
         .all(db)
-        .await?)
+        .await?;
+    let mut out: std::collections::HashMap<Uuid, Vec<_>> = std::collections::HashMap::new();
+    for r in rows {
+        out.entry(r.job_id).or_default().push(r);
+    }
+    Ok(out)
+}
+
+/// The RFC 3161 timestamps of each archive file, oldest first, in one statement.
+pub async fn timestamps_of(db: &DatabaseConnection, file_ids: &[i64]) -> AppResult<std::collections::HashMap<i64, Vec<timestamp_token::Model>>> {
+    let rows = timestamp_token::Entity::find()
+        .filter(timestamp_token::Column::FileId.is_in(file_ids.to_vec()))
+        .order_by_asc(timestamp_token::Column::Id)
+        .all(db)
+        .await?;
+    let mut out: std::collections::HashMap<i64, Vec<_>> = std::collections::HashMap::new();
+    for r in rows {
+        out.entry(r.file_id).or_default().push(r);
+    }
+    Ok(out)
 }
 
 /// The jobs in scope that have not ended, newest first (at most `limit`): the current state a

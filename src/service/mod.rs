@@ -7,9 +7,11 @@ pub mod jobs;
 pub mod overview;
 pub mod pagination;
 pub mod policy;
+pub mod services;
 pub mod storage_backends;
 pub mod subscriptions;
 pub mod sync;
 
 pub use access::Access;
 pub use pagination::{Page, PageArgs};
+pub use services::Services;

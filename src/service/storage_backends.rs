@@ -50,6 +50,23 @@ pub async fn by_ids(db: &DatabaseConnection, access: &Access, ids: &[i64]) -> Ap
     Ok(storage_backend::Entity::find().filter(storage_backend::Column::Id.is_in(ids.to_vec())).all(db).await?)
 }
 
+/// Backends by id, unfiltered: only for navigation from an object already known to be visible
+/// (an archive file of a visible job).
+pub async fn by_id_related(db: &DatabaseConnection, ids: &[i64]) -> AppResult<std::collections::HashMap<i64, storage_backend::Model>> {
+    let rows = storage_backend::Entity::find().filter(storage_backend::Column::Id.is_in(ids.to_vec())).all(db).await?;
+    Ok(rows.into_iter().map(|m| (m.id, m)).collect())
+}
+
+/// The backends a policy names, in the policy's order; names without a backend are left out.
+pub async fn by_names(db: &DatabaseConnection, access: &Access, names: &[String]) -> AppResult<Vec<storage_backend::Model>> {
+    access.require(Capability::View)?;
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = storage_backend::Entity::find().filter(storage_backend::Column::Name.is_in(names.to_vec())).all(db).await?;
+    Ok(names.iter().filter_map(|n| rows.iter().find(|b| &b.name == n).cloned()).collect())
+}
+
 pub struct NewBackend {
     pub name: String,
     pub driver: StorageDriverKind,

@@ -2,9 +2,7 @@ use async_graphql::{Context, Object, Result, SimpleObject, ID};
 
 use super::{connection, enums, Activity, Conn, Course, StorageBackend};
 use crate::{
-    auth::{Capability, Scope},
     domain::{self, JobSettings, LogLevel},
-    engine::Engine,
     entity::{archive_file, archive_job, archive_job_transition, archive_task, job_log, timestamp_token},
     error::AppError,
     events::{JobEvent, JobEventKind},
@@ -13,7 +11,6 @@ use crate::{
         ids::{self, NodeType},
         scalars::{BigInt, DateTime},
     },
-    service::{downloads, jobs},
 };
 
 fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T> {
@@ -124,13 +121,13 @@ impl ArchiveJob {
     }
     /// Every status change of the job, oldest first, with its time and attempt.
     async fn transitions(&self, ctx: &Context<'_>) -> Result<Vec<JobTransition>> {
-        Ok(jobs::transitions(ctx.db(), self.model.id).await?.into_iter().map(JobTransition).collect())
+        Ok(ctx.loaders().job_transitions.load_one(self.model.id).await?.unwrap_or_default().into_iter().map(JobTransition).collect())
     }
     /// The job's log, oldest first; with `minLevel`, only entries at or above it.
     #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn logs(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, min_level: Option<enums::LogLevel>) -> Result<Conn<JobLogEntry>> {
         let min = min_level.map(LogLevel::from).unwrap_or(LogLevel::Trace);
-        let page = jobs::logs(ctx.db(), self.model.id, min, &ctx.page(first, after)?).await?;
+        let page = ctx.services().job_logs(self.model.id, min, &ctx.page(first, after)?).await?;
         Ok(connection(page, JobLogEntry)?)
     }
 }
@@ -243,33 +240,16 @@ impl ArchiveFile {
         if self.model.deleted_at.is_some() {
             return Ok(None);
         }
-        let access = ctx.access()?;
-        let allowed = match access.scope(Capability::Download) {
-            Scope::Nowhere => false,
-            Scope::Everywhere => true,
-            Scope::Within { .. } => {
-                use sea_orm::{EntityTrait, PaginatorTrait, QueryFilter};
-                archive_job::Entity::find_by_id(self.model.job_id)
-                    .filter(access.filter_by_course(archive_job::Column::CourseId, Capability::Download))
-                    .count(ctx.db())
-                    .await
-                    .map_err(AppError::from)?
-                    > 0
-            }
-        };
-        if !allowed {
+        ctx.access()?;
+        let loaders = ctx.loaders();
+        if !loaders.downloadable.load_one(self.model.job_id).await?.unwrap_or(false) {
             return Ok(None);
         }
-        let engine = ctx.data_unchecked::<Engine>();
-        let key = downloads::signing_key(ctx.db()).await.map_err(AppError::from)?;
-        let expires = chrono::Utc::now() + downloads::DEFAULT_TTL;
-        Ok(Some(format!("{}{}", engine.settings.public_url(), downloads::signed_path(&key, self.model.id, expires))))
+        Ok(Some(loaders.signer().await?.url(self.model.id, chrono::Utc::now())))
     }
     /// RFC 3161 timestamps of the file.
     async fn timestamps(&self, ctx: &Context<'_>) -> Result<Vec<TimestampToken>> {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        let rows = timestamp_token::Entity::find().filter(timestamp_token::Column::FileId.eq(self.model.id)).all(ctx.db()).await.map_err(AppError::from)?;
-        Ok(rows.into_iter().map(TimestampToken).collect())
+        Ok(ctx.loaders().file_timestamps.load_one(self.model.id).await?.unwrap_or_default().into_iter().map(TimestampToken).collect())
     }
 }
 

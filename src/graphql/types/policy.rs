@@ -1,11 +1,7 @@
 use async_graphql::{Context, Object, Result};
 
 use super::{enums, StorageBackend};
-use crate::{
-    domain::PolicyValues,
-    entity::storage_backend,
-    graphql::context::ContextExt,
-};
+use crate::{domain::PolicyValues, graphql::context::ContextExt};
 
 /// The global archiving defaults. A locked field cannot be overridden when a job is created.
 pub struct Policy {
@@ -35,15 +31,7 @@ impl Policy {
     }
     /// Where packages are stored; empty: the default backend.
     async fn storage_backends(&self, ctx: &Context<'_>) -> Result<Vec<StorageBackend>> {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        if self.values.storage_backends.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = storage_backend::Entity::find()
-            .filter(storage_backend::Column::Name.is_in(self.values.storage_backends.clone()))
-            .all(ctx.db())
-            .await
-            .map_err(crate::error::AppError::from)?;
+        let rows = ctx.services().storage_backends_named(ctx.access()?, &self.values.storage_backends).await?;
         Ok(rows.into_iter().map(StorageBackend::new).collect())
     }
     /// The fields a job cannot override.

@@ -1,0 +1,427 @@
+//! The application's use cases as one value: what the API layers (GraphQL, HTTP) are handed
+//! instead of a database connection. Scoped reads and every write take the caller's [`Access`];
+//! the unscoped batch lookups (`*_related`, `*_of`) exist only to walk from objects the caller
+//! already reached through a scoped read to their parts, and are what the data loaders call.
+use std::collections::{HashMap, HashSet};
+
+use uuid::Uuid;
+
+use super::{catalog, downloads, jobs, overview, policy, storage_backends, Access, Page, PageArgs};
+use crate::{
+    domain::PolicyValues,
+    engine::Engine,
+    entity::{
+        activity, archive_file, archive_job, archive_job_transition, archive_task, course, course_category, job_log,
+        storage_backend, timestamp_token,
+    },
+    domain::LogLevel,
+    error::{AppError, AppResult},
+};
+
+#[derive(Clone)]
+pub struct Services {
+    engine: Engine,
+}
+
+impl Services {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    fn db(&self) -> &sea_orm::DatabaseConnection {
+        &self.engine.db
+    }
+
+    // ---------- catalog: scoped ----------
+
+    pub async fn categories(&self, access: &Access, parent: Option<i64>, args: &PageArgs) -> AppResult<Page<course_category::Model>> {
+        catalog::categories(self.db(), access, parent, args).await
+    }
+
+    pub async fn categories_visible(&self, access: &Access, ids: &[i64]) -> AppResult<HashMap<i64, course_category::Model>> {
+        catalog::categories_visible(self.db(), access, ids).await
+    }
+
+    /// The visible children of each parent category.
+    pub async fn children_of(&self, access: &Access, parents: &[i64]) -> AppResult<HashMap<i64, Vec<course_category::Model>>> {
+        catalog::children_of(self.db(), access, parents).await
+    }
+
+    pub async fn courses(
+        &self,
+        access: &Access,
+        filter: &catalog::CourseFilter,
+        order: catalog::CourseOrder,
+        descending: bool,
+        args: &PageArgs,
+    ) -> AppResult<Page<course::Model>> {
+        catalog::courses(self.db(), access, filter, order, descending, args).await
+    }
+
+    pub async fn course(&self, access: &Access, id: i64) -> AppResult<course::Model> {
+        catalog::course(self.db(), access, id).await
+    }
+
+    pub async fn course_by_lms_id(&self, access: &Access, lms_id: &str) -> AppResult<course::Model> {
+        catalog::course_by_lms_id(self.db(), access, lms_id).await
+    }
+
+    pub async fn courses_visible(&self, access: &Access, ids: &[i64]) -> AppResult<HashMap<i64, course::Model>> {
+        catalog::courses_visible(self.db(), access, ids).await
+    }
+
+    pub async fn activities(&self, access: &Access, filter: &catalog::ActivityFilter, args: &PageArgs) -> AppResult<Page<activity::Model>> {
+        catalog::activities(self.db(), access, filter, args).await
+    }
+
+    pub async fn activities_visible(&self, access: &Access, ids: &[i64]) -> AppResult<HashMap<i64, activity::Model>> {
+        catalog::activities_visible(self.db(), access, ids).await
+    }
+
+    // ---------- catalog: parts of what the caller already sees ----------
+
+    pub async fn categories_related(&self, ids: &[i64]) -> AppResult<HashMap<i64, course_category::Model>> {
+        catalog::categories_by_id(self.db(), ids).await
+    }
+
+    /// Whether archiving is enabled in each category (inheritance applied), by category id.
+    pub async fn archiving_enabled_of(&self, category_ids: &[i64]) -> AppResult<HashMap<i64, bool>> {
+        let cats: Vec<_> = catalog::categories_by_id(self.db(), category_ids).await?.into_values().collect();
+        catalog::archiving_enabled(self.db(), &cats).await
+    }
+
+    pub async fn courses_related(&self, ids: &[i64]) -> AppResult<HashMap<i64, course::Model>> {
+        catalog::courses_by_id(self.db(), ids).await
+    }
+
+    pub async fn activities_related(&self, ids: &[i64]) -> AppResult<HashMap<i64, activity::Model>> {
+        catalog::activities_by_id(self.db(), ids).await
+    }
+
+    /// The activities of each course, in order.
+    pub async fn activities_of(&self, course_ids: &[i64]) -> AppResult<HashMap<i64, Vec<activity::Model>>> {
+        catalog::activities_of(self.db(), course_ids).await
+    }
+
+    /// Archive state and last archive time of each activity.
+    pub async fn archive_stats_of(&self, activity_ids: &[i64]) -> AppResult<HashMap<i64, catalog::ArchiveStats>> {
+        catalog::archive_stats(self.db(), activity_ids).await
+    }
+
+    // ---------- jobs ----------
+
+    pub async fn jobs(&self, access: &Access, filter: &jobs::JobFilter, args: &PageArgs) -> AppResult<Page<archive_job::Model>> {
+        jobs::list(self.db(), access, filter, args).await
+    }
+
+    pub async fn job(&self, access: &Access, id: Uuid) -> AppResult<archive_job::Model> {
+        jobs::get(self.db(), access, id).await
+    }
+
+    pub async fn jobs_visible(&self, access: &Access, ids: &[Uuid]) -> AppResult<HashMap<Uuid, archive_job::Model>> {
+        jobs::visible(self.db(), access, ids).await
+    }
+
+    pub async fn tasks_visible(&self, access: &Access, ids: &[i64]) -> AppResult<HashMap<i64, archive_task::Model>> {
+        jobs::tasks_visible(self.db(), access, ids).await
+    }
+
+    pub async fn files_visible(&self, access: &Access, ids: &[i64]) -> AppResult<HashMap<i64, archive_file::Model>> {
+        jobs::files_visible(self.db(), access, ids).await
+    }
+
+    /// A visible job's log (the job was reached through a scoped read).
+    pub async fn job_logs(&self, job_id: Uuid, min_level: LogLevel, args: &PageArgs) -> AppResult<Page<job_log::Model>> {
+        jobs::logs(self.db(), job_id, min_level, args).await
+    }
+
+    pub async fn tasks_of(&self, job_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<archive_task::Model>>> {
+        jobs::tasks_of(self.db(), job_ids).await
+    }
+
+    pub async fn files_of(&self, job_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<archive_file::Model>>> {
+        jobs::files_of(self.db(), job_ids).await
+    }
+
+    pub async fn transitions_of(&self, job_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<archive_job_transition::Model>>> {
+        jobs::transitions_of(self.db(), job_ids).await
+    }
+
+    pub async fn timestamps_of(&self, file_ids: &[i64]) -> AppResult<HashMap<i64, Vec<timestamp_token::Model>>> {
+        jobs::timestamps_of(self.db(), file_ids).await
+    }
+
+    pub async fn create_job(&self, access: &Access, input: jobs::CreateJob) -> AppResult<jobs::Outcome<archive_job::Model>> {
+        jobs::create(&self.engine, access, input).await
+    }
+
+    pub async fn cancel_job(&self, access: &Access, id: Uuid) -> AppResult<jobs::Outcome<archive_job::Model>> {
+        jobs::cancel(&self.engine, access, id).await
+    }
+
+    pub async fn retry_job(&self, access: &Access, id: Uuid) -> AppResult<jobs::Outcome<archive_job::Model>> {
+        jobs::retry(&self.engine, access, id).await
+    }
+
+    pub async fn delete_job(&self, access: &Access, id: Uuid, delete_files: bool) -> AppResult<jobs::Outcome<Option<archive_job::Model>>> {
+        jobs::delete(&self.engine, access, id, delete_files).await
+    }
+
+    // ---------- downloads ----------
+
+    /// The jobs among `job_ids` whose files the caller may download.
+    pub async fn downloadable_jobs(&self, access: &Access, job_ids: &[Uuid]) -> AppResult<HashSet<Uuid>> {
+        downloads::downloadable_jobs(self.db(), access, job_ids).await
+    }
+
+    /// What signs download URLs; load it once per request.
+    pub async fn download_signer(&self) -> AppResult<downloads::Signer> {
+        downloads::Signer::load(self.db(), self.engine.settings.public_url()).await.map_err(AppError::Internal)
+    }
+
+    // ---------- policy, storage, overview ----------
+
+    pub async fn policy(&self, access: &Access) -> AppResult<PolicyValues> {
+        policy::get(self.db(), access).await
+    }
+
+    pub async fn storage_backends(&self, access: &Access, args: &PageArgs) -> AppResult<Page<storage_backend::Model>> {
+        storage_backends::list(self.db(), access, args).await
+    }
+
+    pub async fn storage_backends_visible(&self, access: &Access, ids: &[i64]) -> AppResult<Vec<storage_backend::Model>> {
+        storage_backends::by_ids(self.db(), access, ids).await
+    }
+
+    pub async fn storage_backends_named(&self, access: &Access, names: &[String]) -> AppResult<Vec<storage_backend::Model>> {
+        storage_backends::by_names(self.db(), access, names).await
+    }
+
+    pub async fn storage_backends_related(&self, ids: &[i64]) -> AppResult<HashMap<i64, storage_backend::Model>> {
+        storage_backends::by_id_related(self.db(), ids).await
+    }
+
+    pub async fn create_storage_backend(
+        &self,
+        access: &Access,
+        new: storage_backends::NewBackend,
+    ) -> AppResult<Result<storage_backend::Model, Vec<crate::error::UserError>>> {
+        storage_backends::create(self.db(), access, new).await
+    }
+
+    pub async fn check_storage_backend(&self, access: &Access, id: i64) -> AppResult<storage_backend::Model> {
+        storage_backends::check(self.db(), access, id).await
+    }
+
+    /// Counts across the caller's scope, or one course of it (NOT_FOUND when out of scope).
+    pub async fn overview(&self, access: &Access, course_id: Option<i64>) -> AppResult<overview::Overview> {
+        if let Some(c) = course_id {
+            catalog::course(self.db(), access, c).await?;
+        }
+        overview::overview(self.db(), access, course_id).await
+    }
+}
+
+/// The services as the API layers use them, without GraphQL: on a fresh SQLite database with the
+/// demo LMS synced, counting the statements each call costs.
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+    use super::*;
+    use crate::{
+        app::AppState,
+        auth::{Principal, Role},
+        config::Settings,
+    };
+
+    struct Fixture {
+        state: AppState,
+        services: Services,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn start() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::default();
+        settings.data_dir = dir.path().to_path_buf();
+        settings.database_url = Some(format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()));
+        settings.jwt_secret = Some("unit-test-secret-0123456789-0123456789".to_string().into());
+        let state = AppState::init(settings).await.unwrap();
+        let services = Services::new(state.engine.clone());
+        Fixture { state, services, _dir: dir }
+    }
+
+    fn access(role: Role, courses: &[&str]) -> Access {
+        Access::new(Principal { subject: "t".into(), roles: vec![role], courses: courses.iter().map(|c| c.to_string()).collect(), categories: vec![] })
+    }
+
+    /// A completed job of the course with `lms_id`, with one transition and one stored file with
+    /// one timestamp.
+    async fn job_in(f: &Fixture, lms_id: &str) -> (Uuid, i64) {
+        let db = &f.state.db;
+        let c = course::Entity::find().filter(course::Column::LmsId.eq(lms_id)).one(db).await.unwrap().unwrap();
+        let backend = storage_backend::Entity::find().one(db).await.unwrap().unwrap();
+        let now = Utc::now();
+        let job = archive_job::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            course_id: Set(c.id),
+            status: Set("COMPLETED".into()),
+            progress: Set(100),
+            origin: Set("MANUAL".into()),
+            requested_by: Set("t".into()),
+            settings: Set(serde_json::json!({})),
+            attempt: Set(1),
+            completed_stage: Set(None),
+            error: Set(None),
+            cancel_requested: Set(false),
+            sequence: Set(1),
+            created_at: Set(now),
+            started_at: Set(Some(now)),
+            finished_at: Set(Some(now)),
+            deadline: Set(None),
+            next_retry_at: Set(None),
+            updated_at: Set(now),
+            lease_owner: Set(None),
+            lease_until: Set(None),
+            retries: Set(0),
+            failed_stage: Set(None),
+        }
+        .insert(db)
+        .await
+        .unwrap();
+        archive_job_transition::ActiveModel {
+            job_id: Set(job.id),
+            from_status: Set(None),
+            to_status: Set("COMPLETED".into()),
+            attempt: Set(1),
+            at: Set(now),
+            ..Default::default()
+        }
+        .insert(db)
+        .await
+        .unwrap();
+        let file = archive_file::ActiveModel {
+            job_id: Set(job.id),
+            task_id: Set(None),
+            storage_backend_id: Set(backend.id),
+            storage_key: Set(format!("{}.zip", job.id)),
+            file_name: Set("a.zip".into()),
+            size_bytes: Set(1),
+            sha256: Set("0".repeat(64)),
+            media_type: Set("application/zip".into()),
+            retention_until: Set(None),
+            legal_hold: Set(false),
+            deleted_at: Set(None),
+            deletion_reason: Set(None),
+            created_at: Set(now),
+            stored_at: Set(Some(now)),
+            ..Default::default()
+        }
+        .insert(db)
+        .await
+        .unwrap();
+        timestamp_token::ActiveModel {
+            file_id: Set(file.id),
+            tsa_url: Set("https://tsa.invalid".into()),
+            hash_algorithm: Set("SHA-256".into()),
+            query_der: Set(vec![]),
+            reply_der: Set(vec![]),
+            gen_time: Set(None),
+            serial: Set(None),
+            verified: Set(false),
+            verification_error: Set(None),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(db)
+        .await
+        .unwrap();
+        (job.id, file.id)
+    }
+
+    /// Runs `f` and returns its result with the statements it cost.
+    async fn counted<T>(fx: &Fixture, f: impl std::future::Future<Output = T>) -> (T, u64) {
+        let before = fx.state.statements.get();
+        let out = f.await;
+        (out, fx.state.statements.get() - before)
+    }
+
+    #[tokio::test]
+    async fn services_download_permission_is_one_statement_for_any_number_of_jobs() {
+        let fx = start().await;
+        let (in_101, _) = job_in(&fx, "101").await;
+        let (in_103, _) = job_in(&fx, "103").await;
+        let both = [in_101, in_103];
+
+        let (ok, n) = counted(&fx, fx.services.downloadable_jobs(&access(Role::Teacher, &["101"]), &both)).await;
+        assert_eq!(ok.unwrap(), HashSet::from([in_101]));
+        assert_eq!(n, 1, "one statement for a scoped caller");
+
+        let (ok, n) = counted(&fx, fx.services.downloadable_jobs(&access(Role::Admin, &[]), &both)).await;
+        assert_eq!(ok.unwrap(), HashSet::from(both));
+        assert_eq!(n, 0, "no statement when download holds everywhere");
+
+        let (ok, n) = counted(&fx, fx.services.downloadable_jobs(&access(Role::Reporter, &[]), &both)).await;
+        assert!(ok.unwrap().is_empty(), "a reporter views but does not download");
+        assert_eq!(n, 0);
+    }
+
+    #[tokio::test]
+    async fn services_batch_transitions_and_timestamps_per_call() {
+        let fx = start().await;
+        let mut jobs = Vec::new();
+        let mut files = Vec::new();
+        for lms in ["101", "102", "103"] {
+            let (j, f) = job_in(&fx, lms).await;
+            jobs.push(j);
+            files.push(f);
+        }
+        let (t, n) = counted(&fx, fx.services.transitions_of(&jobs)).await;
+        let t = t.unwrap();
+        assert_eq!(n, 1);
+        assert!(jobs.iter().all(|j| t[j].len() == 1 && t[j][0].job_id == *j));
+        let (s, n) = counted(&fx, fx.services.timestamps_of(&files)).await;
+        let s = s.unwrap();
+        assert_eq!(n, 1);
+        assert!(files.iter().all(|f| s[f].len() == 1 && s[f][0].file_id == *f));
+    }
+
+    #[tokio::test]
+    async fn services_sign_download_urls_with_one_key_load() {
+        let fx = start().await;
+        let signer = fx.services.download_signer().await.unwrap();
+        let (urls, n) = counted(&fx, async { (1..=50).map(|id| signer.url(id, Utc::now())).collect::<Vec<_>>() }).await;
+        assert_eq!(n, 0);
+        let key = downloads::signing_key(&fx.state.db).await.unwrap();
+        for (id, url) in (1..=50).zip(&urls) {
+            let path = url.strip_prefix(&fx.state.settings.public_url()).expect("absolute URL on the public address");
+            let (p, q) = path.split_once('?').unwrap();
+            assert_eq!(p, format!("/downloads/{id}"));
+            let params: HashMap<_, _> = q.split('&').filter_map(|kv| kv.split_once('=')).collect();
+            assert!(downloads::verify(&key, id, params["expires"].parse().unwrap(), params["sig"], Utc::now()));
+        }
+    }
+
+    #[tokio::test]
+    async fn services_scope_the_overview_and_policy_backends() {
+        let fx = start().await;
+        let teacher = access(Role::Teacher, &["101"]);
+        let other = course::Entity::find().filter(course::Column::LmsId.eq("103")).one(&fx.state.db).await.unwrap().unwrap();
+        assert!(matches!(fx.services.overview(&teacher, Some(other.id)).await, Err(AppError::NotFound)), "another course is not found");
+        let own = course::Entity::find().filter(course::Column::LmsId.eq("101")).one(&fx.state.db).await.unwrap().unwrap();
+        job_in(&fx, "101").await;
+        job_in(&fx, "103").await;
+        let o = fx.services.overview(&teacher, Some(own.id)).await.unwrap();
+        assert_eq!(o.stored_files, 1, "only the file of the teacher's course");
+        let o = fx.services.overview(&access(Role::Admin, &[]), None).await.unwrap();
+        assert_eq!(o.stored_files, 2);
+
+        let names = vec!["missing".to_string(), "local".to_string()];
+        let found = fx.services.storage_backends_named(&teacher, &names).await.unwrap();
+        assert_eq!(found.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["local"]);
+        let nobody = Access::new(Principal { subject: "t".into(), roles: vec![], courses: vec![], categories: vec![] });
+        assert!(matches!(fx.services.storage_backends_named(&nobody, &names).await, Err(AppError::Forbidden)));
+    }
+}

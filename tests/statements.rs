@@ -1,0 +1,195 @@
+//! The statements a query costs do not grow with its page size: every list field is loaded in
+//! batches (see `src/graphql/loaders.rs`). Counted with the connection's metric callback on an API
+//! without workers, whose background statements would blur the count.
+mod common;
+
+use archiving_manager::{
+    auth::Role,
+    entity::{archive_file, archive_job, archive_job_transition, archive_task, course, activity, storage_backend, timestamp_token},
+};
+use chrono::Utc;
+use common::{Backend, TestApp};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde_json::{json, Value};
+
+/// The most statements the job query below may cost, at any page size up to 100.
+const JOB_QUERY_BOUND: u64 = 25;
+
+const JOBS_QUERY: &str = "query($n: Int) { archiveJobs(first: $n) { totalCount edges { node { id status course { shortName }
+    tasks { status activity { name archiveState } } transitions { from to at }
+    files { fileName storageBackend { name } timestamps { tsaUrl verified } downloadUrl } } } } }";
+
+/// `n` completed jobs of course 101, each with one task, two transitions and two stored files
+/// with one timestamp each, written directly: the count is about reading them.
+async fn seed_jobs(app: &TestApp, n: usize) {
+    let db = &app.state.db;
+    let c = course::Entity::find().filter(course::Column::LmsId.eq("101")).one(db).await.unwrap().expect("demo course 101");
+    let act = activity::Entity::find().filter(activity::Column::CourseId.eq(c.id)).one(db).await.unwrap().expect("an activity of 101");
+    let backend = storage_backend::Entity::find().one(db).await.unwrap().expect("the default backend");
+    let now = Utc::now();
+    let jobs: Vec<archive_job::ActiveModel> = (0..n)
+        .map(|i| archive_job::ActiveModel {
+            id: Set(uuid::Uuid::new_v4()),
+            course_id: Set(c.id),
+            status: Set("COMPLETED".into()),
+            progress: Set(100),
+            origin: Set("MANUAL".into()),
+            requested_by: Set("test".into()),
+            settings: Set(json!({})),
+            attempt: Set(1),
+            completed_stage: Set(None),
+            error: Set(None),
+            cancel_requested: Set(false),
+            sequence: Set(1),
+            created_at: Set(now - chrono::Duration::seconds(i as i64)),
+            started_at: Set(Some(now)),
+            finished_at: Set(Some(now)),
+            deadline: Set(None),
+            next_retry_at: Set(None),
+            updated_at: Set(now),
+            lease_owner: Set(None),
+            lease_until: Set(None),
+            retries: Set(0),
+            failed_stage: Set(None),
+        })
+        .collect();
+    let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| *j.id.as_ref()).collect();
+    archive_job::Entity::insert_many(jobs).exec(db).await.unwrap();
+    archive_task::Entity::insert_many(ids.iter().map(|j| archive_task::ActiveModel {
+        job_id: Set(*j),
+        activity_id: Set(act.id),
+        driver: Set(act.kind.to_lowercase()),
+        status: Set("FINISHED".into()),
+        progress: Set(100),
+        fingerprint: Set(act.fingerprint.clone()),
+        error: Set(None),
+        created_at: Set(now),
+        started_at: Set(Some(now)),
+        finished_at: Set(Some(now)),
+        updated_at: Set(now),
+        ..Default::default()
+    }))
+    .exec(db)
+    .await
+    .unwrap();
+    archive_job_transition::Entity::insert_many(ids.iter().flat_map(|j| {
+        [(None, "QUEUED"), (Some("QUEUED"), "COMPLETED")].map(|(from, to)| archive_job_transition::ActiveModel {
+            job_id: Set(*j),
+            from_status: Set(from.map(str::to_string)),
+            to_status: Set(to.into()),
+            attempt: Set(1),
+            at: Set(now),
+            ..Default::default()
+        })
+    }))
+    .exec(db)
+    .await
+    .unwrap();
+    archive_file::Entity::insert_many(ids.iter().flat_map(|j| {
+        (0..2).map(move |k| archive_file::ActiveModel {
+            job_id: Set(*j),
+            task_id: Set(None),
+            storage_backend_id: Set(backend.id),
+            storage_key: Set(format!("{j}/{k}.zip")),
+            file_name: Set(format!("{k}.zip")),
+            size_bytes: Set(10),
+            sha256: Set("0".repeat(64)),
+            media_type: Set("application/zip".into()),
+            retention_until: Set(None),
+            legal_hold: Set(false),
+            deleted_at: Set(None),
+            deletion_reason: Set(None),
+            created_at: Set(now),
+            stored_at: Set(Some(now)),
+            ..Default::default()
+        })
+    }))
+    .exec(db)
+    .await
+    .unwrap();
+    let files = archive_file::Entity::find().all(db).await.unwrap();
+    timestamp_token::Entity::insert_many(files.iter().map(|f| timestamp_token::ActiveModel {
+        file_id: Set(f.id),
+        tsa_url: Set("https://tsa.invalid".into()),
+        hash_algorithm: Set("SHA-256".into()),
+        query_der: Set(vec![1]),
+        reply_der: Set(vec![2]),
+        gen_time: Set(Some(now)),
+        serial: Set(Some("1".into())),
+        verified: Set(true),
+        verification_error: Set(None),
+        created_at: Set(now),
+        ..Default::default()
+    }))
+    .exec(db)
+    .await
+    .unwrap();
+}
+
+/// Runs `query` three times and returns its data and the fewest statements a run cost: the event
+/// log's reader polls once a second, and such a statement in between is not the query's.
+async fn counted(app: &TestApp, token: &str, query: &str, n: i32) -> (Value, u64) {
+    let mut fewest = u64::MAX;
+    let mut data = Value::Null;
+    for _ in 0..3 {
+        let before = app.state.statements.get();
+        data = app.data(token, query, json!({"n": n})).await;
+        fewest = fewest.min(app.state.statements.get() - before);
+    }
+    (data, fewest)
+}
+
+async fn job_lists_cost_the_same_at_any_page_size(backend: Backend) {
+    let app = TestApp::start_api_only(backend).await;
+    seed_jobs(&app, 100).await;
+    // An admin may download everywhere; a teacher only in its course: that check is a statement.
+    for (who, token, urls) in [
+        ("admin", app.admin(), true),
+        ("teacher of 101", app.token(&[Role::Teacher], &["101"], &[]), true),
+        ("reporter", app.token(&[Role::Reporter], &[], &[]), false),
+    ] {
+        let mut counts = Vec::new();
+        for n in [1, 10, 100] {
+            let (data, statements) = counted(&app, &token, JOBS_QUERY, n).await;
+            let edges = data["archiveJobs"]["edges"].as_array().unwrap();
+            assert_eq!(edges.len(), n as usize, "{who}");
+            for e in edges {
+                let job = &e["node"];
+                assert_eq!(job["transitions"].as_array().unwrap().len(), 2, "{who}: {job}");
+                assert_eq!(job["tasks"][0]["activity"]["archiveState"], "ARCHIVED", "{who}: {job}");
+                let files = job["files"].as_array().unwrap();
+                assert_eq!(files.len(), 2, "{who}: {job}");
+                for f in files {
+                    assert_eq!(f["timestamps"].as_array().unwrap().len(), 1, "{who}: {f}");
+                    assert_eq!(f["storageBackend"]["name"], "local");
+                    assert_eq!(f["downloadUrl"].is_string(), urls, "{who}: {f}");
+                }
+            }
+            counts.push((n, statements));
+        }
+        eprintln!("{backend:?} {who}: statements per page size {counts:?}");
+        for (n, s) in &counts {
+            assert!(*s <= JOB_QUERY_BOUND, "{who}: {s} statements at first: {n} (bound {JOB_QUERY_BOUND}); all: {counts:?}");
+        }
+        assert!(counts.iter().all(|(_, s)| *s == counts[0].1), "{who}: statements per page size {counts:?}");
+    }
+}
+
+const COURSES_QUERY: &str = "query($n: Int) { courses(first: $n) { totalCount edges { node { shortName archivingEnabled category { name }
+    activities(first: 100) { totalCount edges { node { name kind archiveState lastArchivedAt course { shortName } } } } } } } }";
+
+async fn the_reporting_query_costs_the_same_at_any_page_size(backend: Backend) {
+    let app = TestApp::start_api_only(backend).await;
+    seed_jobs(&app, 3).await;
+    let admin = app.admin();
+    let mut counts = Vec::new();
+    for n in [1, 5, 9] {
+        let (data, statements) = counted(&app, &admin, COURSES_QUERY, n).await;
+        assert_eq!(data["courses"]["edges"].as_array().unwrap().len(), n as usize);
+        counts.push((n, statements));
+    }
+    eprintln!("{backend:?}: statements per page size {counts:?}");
+    assert!(counts.iter().all(|(_, s)| *s == counts[0].1), "statements per page size {counts:?}");
+}
+
+with_each_backend!(job_lists_cost_the_same_at_any_page_size, the_reporting_query_costs_the_same_at_any_page_size);
