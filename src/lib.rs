@@ -10,6 +10,8 @@ pub mod entity;
 pub mod error;
 pub mod events;
 pub mod faults;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod graphql;
 pub mod health;
 pub mod http;

@@ -1,10 +1,10 @@
 //! Every query of the read API, as a client uses it, on SQLite and PostgreSQL.
 mod common;
 
-use archiving_manager::entity::{activity, archive_job, archive_task};
+use archiving_manager::entity::activity;
 use chrono::Utc;
 use common::{error_codes, TestApp};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
 fn edges(v: &Value) -> Vec<Value> {
@@ -147,47 +147,11 @@ async fn archive(app: &TestApp, activity_lms_id: &str, fingerprint: Option<Strin
     let db = &app.state.db;
     let a = activity::Entity::find().filter(activity::Column::LmsId.eq(activity_lms_id)).one(db).await.unwrap().unwrap();
     let now = Utc::now();
-    let job = archive_job::ActiveModel {
-        id: Set(uuid::Uuid::new_v4()),
-        course_id: Set(a.course_id),
-        status: Set("COMPLETED".into()),
-        progress: Set(100),
-        origin: Set("MANUAL".into()),
-        requested_by: Set("test".into()),
-        settings: Set(json!({})),
-        attempt: Set(1),
-        completed_stage: Set(None),
-        error: Set(None),
-        cancel_requested: Set(false),
-        sequence: Set(1),
-        created_at: Set(now),
-        started_at: Set(Some(now)),
-        finished_at: Set(Some(now)),
-        deadline: Set(None),
-        next_retry_at: Set(None),
-        updated_at: Set(now),
-        lease_owner: Set(None),
-        lease_until: Set(None),
-        retries: Set(0),
-        failed_stage: Set(None),
-    }
+    let job = archiving_manager::fixtures::completed_job(a.course_id, now)
     .insert(db)
     .await
     .unwrap();
-    archive_task::ActiveModel {
-        job_id: Set(job.id),
-        activity_id: Set(a.id),
-        driver: Set(a.kind.to_lowercase()),
-        status: Set("FINISHED".into()),
-        progress: Set(100),
-        fingerprint: Set(fingerprint.or(a.fingerprint)),
-        error: Set(None),
-        created_at: Set(now),
-        started_at: Set(Some(now)),
-        finished_at: Set(Some(now)),
-        updated_at: Set(now),
-        ..Default::default()
-    }
+    archiving_manager::fixtures::finished_task(job.id, &a, fingerprint.or(a.fingerprint.clone()), now)
     .insert(db)
     .await
     .unwrap();

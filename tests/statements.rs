@@ -4,6 +4,7 @@
 mod common;
 
 use archiving_manager::{
+    fixtures,
     auth::Role,
     entity::{archive_file, archive_job, archive_job_transition, archive_task, course, activity, storage_backend, timestamp_token},
 };
@@ -28,47 +29,11 @@ async fn seed_jobs(app: &TestApp, n: usize) {
     let backend = storage_backend::Entity::find().one(db).await.unwrap().expect("the default backend");
     let now = Utc::now();
     let jobs: Vec<archive_job::ActiveModel> = (0..n)
-        .map(|i| archive_job::ActiveModel {
-            id: Set(uuid::Uuid::new_v4()),
-            course_id: Set(c.id),
-            status: Set("COMPLETED".into()),
-            progress: Set(100),
-            origin: Set("MANUAL".into()),
-            requested_by: Set("test".into()),
-            settings: Set(json!({})),
-            attempt: Set(1),
-            completed_stage: Set(None),
-            error: Set(None),
-            cancel_requested: Set(false),
-            sequence: Set(1),
-            created_at: Set(now - chrono::Duration::seconds(i as i64)),
-            started_at: Set(Some(now)),
-            finished_at: Set(Some(now)),
-            deadline: Set(None),
-            next_retry_at: Set(None),
-            updated_at: Set(now),
-            lease_owner: Set(None),
-            lease_until: Set(None),
-            retries: Set(0),
-            failed_stage: Set(None),
-        })
+        .map(|i| fixtures::completed_job(c.id, now - chrono::Duration::seconds(i as i64)))
         .collect();
     let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| *j.id.as_ref()).collect();
     archive_job::Entity::insert_many(jobs).exec(db).await.unwrap();
-    archive_task::Entity::insert_many(ids.iter().map(|j| archive_task::ActiveModel {
-        job_id: Set(*j),
-        activity_id: Set(act.id),
-        driver: Set(act.kind.to_lowercase()),
-        status: Set("FINISHED".into()),
-        progress: Set(100),
-        fingerprint: Set(act.fingerprint.clone()),
-        error: Set(None),
-        created_at: Set(now),
-        started_at: Set(Some(now)),
-        finished_at: Set(Some(now)),
-        updated_at: Set(now),
-        ..Default::default()
-    }))
+    archive_task::Entity::insert_many(ids.iter().map(|j| fixtures::finished_task(*j, &act, act.fingerprint.clone(), now)))
     .exec(db)
     .await
     .unwrap();
@@ -86,23 +51,7 @@ async fn seed_jobs(app: &TestApp, n: usize) {
     .await
     .unwrap();
     archive_file::Entity::insert_many(ids.iter().flat_map(|j| {
-        (0..2).map(move |k| archive_file::ActiveModel {
-            job_id: Set(*j),
-            task_id: Set(None),
-            storage_backend_id: Set(backend.id),
-            storage_key: Set(format!("{j}/{k}.zip")),
-            file_name: Set(format!("{k}.zip")),
-            size_bytes: Set(10),
-            sha256: Set("0".repeat(64)),
-            media_type: Set("application/zip".into()),
-            retention_until: Set(None),
-            legal_hold: Set(false),
-            deleted_at: Set(None),
-            deletion_reason: Set(None),
-            created_at: Set(now),
-            stored_at: Set(Some(now)),
-            ..Default::default()
-        })
+        (0..2).map(move |k| fixtures::stored_file(*j, backend.id, format!("{j}/{k}.zip"), format!("{k}.zip"), 10, now))
     }))
     .exec(db)
     .await

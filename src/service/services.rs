@@ -264,30 +264,7 @@ mod tests {
         let c = course::Entity::find().filter(course::Column::LmsId.eq(lms_id)).one(db).await.unwrap().unwrap();
         let backend = storage_backend::Entity::find().one(db).await.unwrap().unwrap();
         let now = Utc::now();
-        let job = archive_job::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            course_id: Set(c.id),
-            status: Set("COMPLETED".into()),
-            progress: Set(100),
-            origin: Set("MANUAL".into()),
-            requested_by: Set("t".into()),
-            settings: Set(serde_json::json!({})),
-            attempt: Set(1),
-            completed_stage: Set(None),
-            error: Set(None),
-            cancel_requested: Set(false),
-            sequence: Set(1),
-            created_at: Set(now),
-            started_at: Set(Some(now)),
-            finished_at: Set(Some(now)),
-            deadline: Set(None),
-            next_retry_at: Set(None),
-            updated_at: Set(now),
-            lease_owner: Set(None),
-            lease_until: Set(None),
-            retries: Set(0),
-            failed_stage: Set(None),
-        }
+        let job = crate::fixtures::completed_job(c.id, now)
         .insert(db)
         .await
         .unwrap();
@@ -302,23 +279,7 @@ mod tests {
         .insert(db)
         .await
         .unwrap();
-        let file = archive_file::ActiveModel {
-            job_id: Set(job.id),
-            task_id: Set(None),
-            storage_backend_id: Set(backend.id),
-            storage_key: Set(format!("{}.zip", job.id)),
-            file_name: Set("a.zip".into()),
-            size_bytes: Set(1),
-            sha256: Set("0".repeat(64)),
-            media_type: Set("application/zip".into()),
-            retention_until: Set(None),
-            legal_hold: Set(false),
-            deleted_at: Set(None),
-            deletion_reason: Set(None),
-            created_at: Set(now),
-            stored_at: Set(Some(now)),
-            ..Default::default()
-        }
+        let file = crate::fixtures::stored_file(job.id, backend.id, format!("{}.zip", job.id), "a.zip".into(), 1, now)
         .insert(db)
         .await
         .unwrap();
