@@ -157,11 +157,10 @@ impl JobStore {
         if let Some(c) = slot_condition {
             q = q.filter(c);
         }
-        let res = q.exec(txn).await?;
-        if res.rows_affected == 0 {
+        // RETURNING: the job as changed comes back with the update, one statement instead of two.
+        let Some(job) = q.exec_with_returning(txn).await?.into_iter().next() else {
             return Ok(None);
-        }
-        let job = archive_job::Entity::find_by_id(job_id).one(txn).await?.ok_or_else(|| anyhow::anyhow!("job {job_id} vanished"))?;
+        };
         archive_job_transition::ActiveModel {
             job_id: Set(job_id),
             from_status: Set(Some(from.to_string())),
@@ -215,15 +214,12 @@ impl JobStore {
 
     /// Runs `update` on the job within `txn`, raising its sequence; the job after it, if it changed.
     async fn change_in(&self, txn: &DatabaseTransaction, job_id: Uuid, update: sea_orm::UpdateMany<archive_job::Entity>) -> anyhow::Result<Option<archive_job::Model>> {
-        let res = update
+        let changed = update
             .col_expr(archive_job::Column::Sequence, Expr::col(archive_job::Column::Sequence).add(1))
             .filter(archive_job::Column::Id.eq(job_id))
-            .exec(txn)
+            .exec_with_returning(txn)
             .await?;
-        Ok(match res.rows_affected {
-            0 => None,
-            _ => archive_job::Entity::find_by_id(job_id).one(txn).await?,
-        })
+        Ok(changed.into_iter().next())
     }
 
     /// Writes the event of a change to `job` (as it now is) and commits the change with it.

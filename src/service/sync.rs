@@ -4,10 +4,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use chrono::Utc;
-use sea_orm::{
-    sea_query::OnConflict, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
-};
+use sea_orm::{sea_query::OnConflict, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 
 use crate::{
     entity::{activity, course, course_category, person},
@@ -27,7 +24,8 @@ pub struct SyncReport {
 
 pub async fn sync_from_lms(db: &DatabaseConnection, lms: &dyn LmsSource) -> anyhow::Result<SyncReport> {
     let now = Utc::now();
-    let txn = db.begin().await?;
+    // It reads (what exists) before it writes, and may run beside the server (`demo add-attempt`).
+    let txn = crate::db::begin_write(db).await?;
 
     // Categories one at a time, parents first: a child's path needs its parent's id.
     let cats = lms.categories().await.context("listing LMS categories")?;
