@@ -260,8 +260,10 @@ async fn a_client_that_does_not_read_is_closed_while_others_get_events(backend: 
     let (code, reason) = close.expect("a close frame, not a dropped connection");
     assert_eq!(code, 4503, "{reason}");
     assert!(reason.contains("too slow"), "{reason}");
+    // The reader was served to the job's end. How many messages that took depends on timing:
+    // a reader that falls behind under load gets coalesced states, which is allowed.
     let events = reading.await.expect("the reader finished");
-    assert!(events > 5, "the reader saw the job run: {events} events");
+    assert!(events >= 2, "the reader saw the job run, not only its end: {events} events");
 }
 
 /// Open TCP sockets of this process with `port` at either end (the server's listener and
