@@ -365,3 +365,22 @@ impl SubscriptionRoot {
         Ok(stream(feed, ctx.data_unchecked::<Engine>().clone(), access, Watch::Courses(courses), resume))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_payload_is_spliced_in_place_of_its_quoted_marker_only() {
+        let out = OutgoingPayloads::default();
+        let m = marker(&[7; 32]);
+        out.push(m.clone(), r#"{"sequence":3,"job":{"name":"x"}}"#.into());
+        // Unquoted (e.g. inside a longer string), the marker is not replaced.
+        let inside = format!(r#"{{"type":"next","id":"2","payload":{{"data":{{"f":"see {m}"}}}}}}"#);
+        assert_eq!(out.splice(inside.clone()), inside);
+        let frame = format!(r#"{{"type":"next","id":"1","payload":{{"data":{{"archiveJobsChanged":"{m}"}}}}}}"#);
+        assert_eq!(out.splice(frame.clone()), r#"{"type":"next","id":"1","payload":{"data":{"archiveJobsChanged":{"sequence":3,"job":{"name":"x"}}}}}"#);
+        // Used once: the same marker again is left alone.
+        assert_eq!(out.splice(frame.clone()), frame);
+    }
+}
