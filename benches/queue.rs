@@ -23,13 +23,13 @@ use std::{
 };
 
 use anyhow::{bail, ensure, Context, Result};
-use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+mod support;
+use support::{default_bin, Http, TempDir};
 
 const SECRET: &str = "bench-secret-0123456789-0123456789-abcdef";
 const USAGE: &str = "usage: cargo bench -p archiving-manager-benches --bench queue -- [--jobs N] [--backends sqlite,postgres] [--workers 1,2] [--bin PATH]";
@@ -43,12 +43,6 @@ struct Args {
     backends: Vec<&'static str>,
     workers: Vec<usize>,
     bin: std::path::PathBuf,
-}
-
-/// The release build's binary: `CARGO_TARGET_DIR` or the workspace's `target/`.
-fn default_bin() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("release/archiving-manager")
 }
 
 fn args() -> Args {
@@ -129,23 +123,6 @@ impl Drop for PgDb {
     }
 }
 
-/// A fresh directory, removed when this is dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("am-bench-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// What every process of one scenario shares.
 struct Env {
     bin: std::path::PathBuf,
@@ -213,9 +190,6 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// HTTP/1.1 on kept-alive connections, as a client library would do it.
-type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
 struct Api {
     http: Http,
     port: u16,
@@ -224,30 +198,16 @@ struct Api {
 
 impl Api {
     fn new(port: u16, token: String) -> Self {
-        Self { http: Client::builder(TokioExecutor::new()).build_http(), port, token }
+        Self { http: support::http(), port, token }
     }
 
     /// The status of `GET path`, or an error when the server does not answer.
     async fn status(&self, path: &str) -> Result<u16> {
-        let req = hyper::Request::get(format!("http://127.0.0.1:{}{path}", self.port)).body(Full::default())?;
-        let res = tokio::time::timeout(Duration::from_secs(10), self.http.request(req)).await.context("no answer within 10 s")??;
-        Ok(res.status().as_u16())
+        support::get_status(&self.http, &format!("http://127.0.0.1:{}{path}", self.port)).await
     }
 
     async fn gql(&self, query: &str, variables: Value) -> Result<Value> {
-        let body = json!({"query": query, "variables": variables}).to_string();
-        let req = hyper::Request::post(format!("http://127.0.0.1:{}/graphql", self.port))
-            .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))?;
-        let res = tokio::time::timeout(Duration::from_secs(60), async {
-            let res = self.http.request(req).await?;
-            let status = res.status();
-            let bytes = res.into_body().collect().await?.to_bytes();
-            anyhow::Ok((status, bytes))
-        })
-        .await
-        .context("no answer within 60 s")??;
+        let res = support::post_graphql(&self.http, &format!("http://127.0.0.1:{}/graphql", self.port), &self.token, &json!({"query": query, "variables": variables}), Duration::from_secs(60)).await?;
         let body: Value = serde_json::from_slice(&res.1).with_context(|| format!("HTTP {}: {}", res.0, String::from_utf8_lossy(&res.1)))?;
         ensure!(body.get("errors").is_none(), "GraphQL errors: {body}");
         Ok(body["data"].clone())

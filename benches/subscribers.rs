@@ -1,7 +1,7 @@
 //! Live subscribers against the real binary (see benches/README.md):
 //!
 //! ```text
-//! cargo bench --bench subscribers -- [--part a|b|c|all] [--backend sqlite|postgres]
+//! cargo build --release && cargo bench -p archiving-manager-benches --bench subscribers -- [--part a|b|c|all] [--backend sqlite|postgres]
 //!     [--subscribers 1000] [--seconds 20] [--fragment full|small] [--bin PATH]
 //! ```
 //!
@@ -19,7 +19,7 @@
 use std::{
     collections::HashMap,
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -33,8 +33,10 @@ use tokio_tungstenite::{
     MaybeTlsStream,
 };
 
+mod support;
+
 const SECRET: &str = "bench-secret-0123456789-0123456789-abcdef";
-const USAGE: &str = "usage: cargo bench --bench subscribers -- [--part a|b|c|all] [--backend sqlite|postgres] [--subscribers N] [--seconds S] [--fragment full|small] [--bin PATH]";
+const USAGE: &str = "usage: cargo bench -p archiving-manager-benches --bench subscribers -- [--part a|b|c|all] [--backend sqlite|postgres] [--subscribers N] [--seconds S] [--fragment full|small] [--bin PATH]";
 
 /// The SPA's job fragment (frontend-contract), as in the reported overload.
 const FULL_JOB: &str = "sequence kind cursor job { id status progress sequence error cancelRequested startedAt finishedAt
@@ -58,7 +60,7 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { part: "all".into(), backend: "sqlite".into(), subscribers: 1000, seconds: 20, bin: env!("CARGO_BIN_EXE_archiving-manager").into(), small: false };
+    let mut a = Args { part: "all".into(), backend: "sqlite".into(), subscribers: 1000, seconds: 20, bin: support::default_bin().display().to_string(), small: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value; {USAGE}"));
@@ -90,7 +92,7 @@ fn postgres_base() -> String {
 struct Server {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    _dir: support::TempDir,
     _pg: Option<PgDb>,
 }
 
@@ -103,7 +105,7 @@ impl Drop for Server {
 
 impl Server {
     async fn start(a: &Args, extra_env: &[(&str, &str)]) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
+        let dir = support::TempDir::new()?;
         let pg = if a.backend == "postgres" { Some(PgDb::create().await?) } else { None };
         let db_url = match &pg {
             Some(db) => format!("{}/{}", postgres_base(), db.0),
@@ -126,9 +128,9 @@ impl Server {
         }
         let child = c.spawn().with_context(|| format!("starting {}", a.bin))?;
         let mut s = Self { child, port, _dir: dir, _pg: pg };
-        let http = reqwest::Client::new();
+        let http = support::http();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !matches!(http.get(format!("http://127.0.0.1:{port}/readyz")).send().await, Ok(r) if r.status() == 200) {
+        while !matches!(support::get_status(&http, &format!("http://127.0.0.1:{port}/readyz")).await, Ok(200)) {
             if let Some(status) = s.child.try_wait()? {
                 bail!("the server exited: {status}");
             }
@@ -184,20 +186,21 @@ fn token(subject: &str) -> String {
 }
 
 struct Api {
-    http: reqwest::Client,
+    http: support::Http,
     port: u16,
     token: String,
 }
 
 impl Api {
     fn new(port: u16) -> Self {
-        Self { http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(), port, token: token("bench-client") }
+        Self { http: support::http(), port, token: token("bench-client") }
     }
 
     /// The whole response body.
     async fn gql(&self, query: &str, variables: Value) -> Result<Value> {
-        let res = self.http.post(format!("http://127.0.0.1:{}/graphql", self.port)).bearer_auth(&self.token).json(&json!({"query": query, "variables": variables})).send().await?;
-        Ok(res.json().await?)
+        let url = format!("http://127.0.0.1:{}/graphql", self.port);
+        let (status, body) = support::post_graphql(&self.http, &url, &self.token, &json!({"query": query, "variables": variables}), Duration::from_secs(60)).await?;
+        serde_json::from_slice(&body).with_context(|| format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))
     }
 
     async fn data(&self, query: &str, variables: Value) -> Result<Value> {
@@ -386,8 +389,6 @@ async fn part_b(a: &Args) -> Result<()> {
     // Subscribed to the course before the job exists, every subscriber sees all of its run.
     let fragment = if a.small { "sequence kind job { id status progress }" } else { FULL_JOB };
     let q = format!("subscription($c: ID) {{ archiveJobsChanged(courseId: $c) {{ {fragment} }} }}");
-    let arrivals: Arc<Mutex<HashMap<i64, Vec<Instant>>>> = Default::default();
-    let mut readers = Vec::new();
     let mut sockets = Vec::new();
     for i in 0..n {
         let mut ws = ws_connect(server.port, &format!("watcher-{i}"), None).await?;
@@ -398,37 +399,82 @@ async fn part_b(a: &Args) -> Result<()> {
     let rss_connected = server.rss_kib();
     let fds_connected = server.fds();
     let done = Arc::new(tokio::sync::Semaphore::new(0));
-    for mut ws in sockets {
-        let arrivals = arrivals.clone();
-        let done = done.clone();
-        readers.push(tokio::spawn(async move {
-            let mut finished = false;
-            while let Some(Ok(msg)) = ws.next().await {
-                let at = Instant::now();
-                let Message::Text(t) = msg else { continue };
-                if let Some(seq) = t.find("\"sequence\":").and_then(|i| t[i + 11..].split(|c: char| !c.is_ascii_digit()).next()).and_then(|s| s.parse::<i64>().ok()) {
-                    arrivals.lock().unwrap().entry(seq).or_default().push(at);
-                }
-                if !finished && t.contains("\"status\":\"COMPLETED\"") {
-                    finished = true;
-                    done.add_permits(1);
-                }
-            }
-            ws
-        }));
-    }
+    let readers: Vec<_> = sockets.into_iter().map(|ws| tokio::spawn(read_sequences(ws, done.clone()))).collect();
     api.create(&[large[0].clone()]).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     while done.available_permits() < n {
         ensure!(Instant::now() < deadline, "only {} of {n} subscribers saw the job end", done.available_permits());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for r in &readers {
-        r.abort();
+    let mut largest = 0;
+    let mut arrivals: HashMap<i64, Vec<Instant>> = HashMap::new();
+    for r in readers {
+        for (seq, at, len) in r.await? {
+            largest = largest.max(len);
+            arrivals.entry(seq).or_default().push(at);
+        }
     }
-    let arrivals = arrivals.lock().unwrap().clone();
-    drop(readers);
-    let mut spreads: Vec<f64> = Vec::new();
+    let (spreads, complete) = spreads(&arrivals, n);
+    // The same client against the least a server can do: one frame of the largest payload's
+    // size, written to n sockets by n tasks, as many times as the job had events.
+    let floor = client_floor(n, largest, arrivals.len().max(20)).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after_2s = server.rss_kib();
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let rss_after_15s = server.rss_kib();
+    let fds_after = server.fds();
+
+    let which = if a.small { "small selection" } else { "full job fragment" };
+    println!("\n(b) {n} subscribers of one job, each its own connection and token, {which} ({} backend, binary {})", a.backend, a.bin);
+    println!("  events: {} ({complete} reached all {n} subscribers)", arrivals.len());
+    println!("  delivery spread (first to last subscriber): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms", pct(&spreads, 0.5), pct(&spreads, 0.99), spreads.last().copied().unwrap_or(f64::NAN));
+    println!(
+        "  client floor (the bench fanning {largest}-byte frames out to its own {n} readers): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms; server/floor p99 ratio {:.2}",
+        pct(&floor, 0.5),
+        pct(&floor, 0.99),
+        floor.last().copied().unwrap_or(f64::NAN),
+        pct(&spreads, 0.99) / pct(&floor, 0.99)
+    );
+    println!(
+        "  server RSS: {:.1} MiB before, {:.1} MiB with {n} subscribed sockets ({:.1} KiB per socket), {:.1} MiB 2 s and {:.1} MiB 15 s after they left",
+        rss_before as f64 / 1024.0,
+        rss_connected as f64 / 1024.0,
+        (rss_connected.saturating_sub(rss_before)) as f64 / n as f64,
+        rss_after_2s as f64 / 1024.0,
+        rss_after_15s as f64 / 1024.0
+    );
+    println!("  server file descriptors: {fds_before} before, {fds_connected} connected, {fds_after} after");
+    Ok(())
+}
+
+/// Reads one subscriber's frames until the socket ends, recording when each sequence number
+/// arrived (and the frame's length). The time is taken before anything else is done with the
+/// frame, and the text is searched, not parsed, so that the client's own cost stays small; each
+/// reader keeps its own list, so readers never wait for one another.
+async fn read_sequences(mut ws: Ws, done: Arc<tokio::sync::Semaphore>) -> Vec<(i64, Instant, usize)> {
+    let mut seen = Vec::new();
+    let mut finished = false;
+    // After the job's end (a task's COMPLETED may come first), what still comes within 1 s.
+    let mut idle = Duration::from_secs(3600);
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(idle, ws.next()).await {
+        let at = Instant::now();
+        let Message::Text(t) = msg else { continue };
+        if let Some(seq) = t.find("\"sequence\":").and_then(|i| t[i + 11..].split(|c: char| !c.is_ascii_digit()).next()).and_then(|s| s.parse::<i64>().ok()) {
+            seen.push((seq, at, t.len()));
+        }
+        if !finished && t.contains("\"status\":\"COMPLETED\"") {
+            finished = true;
+            done.add_permits(1);
+            idle = Duration::from_secs(1);
+        }
+    }
+    seen
+}
+
+/// For each event with at least two arrivals, last minus first arrival in ms (sorted); and how
+/// many events reached all `n`.
+fn spreads(arrivals: &HashMap<i64, Vec<Instant>>, n: usize) -> (Vec<f64>, usize) {
+    let mut spreads = Vec::new();
     let mut complete = 0;
     for times in arrivals.values() {
         if times.len() == n {
@@ -441,26 +487,55 @@ async fn part_b(a: &Args) -> Result<()> {
         }
     }
     spreads.sort_by(f64::total_cmp);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after_2s = server.rss_kib();
-    tokio::time::sleep(Duration::from_secs(13)).await;
-    let rss_after_15s = server.rss_kib();
-    let fds_after = server.fds();
+    (spreads, complete)
+}
 
-    let which = if a.small { "small selection" } else { "full job fragment" };
-    println!("\n(b) {n} subscribers of one job, each its own connection and token, {which} ({} backend, binary {})", a.backend, a.bin);
-    println!("  events: {} ({complete} reached all {n} subscribers)", arrivals.len());
-    println!("  delivery spread (first to last subscriber): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms", pct(&spreads, 0.5), pct(&spreads, 0.99), spreads.last().copied().unwrap_or(f64::NAN));
-    println!(
-        "  server RSS: {:.1} MiB before, {:.1} MiB with {n} subscribed sockets ({:.1} KiB per socket), {:.1} MiB 2 s and {:.1} MiB 15 s after they left",
-        rss_before as f64 / 1024.0,
-        rss_connected as f64 / 1024.0,
-        (rss_connected.saturating_sub(rss_before)) as f64 / n as f64,
-        rss_after_2s as f64 / 1024.0,
-        rss_after_15s as f64 / 1024.0
-    );
-    println!("  server file descriptors: {fds_before} before, {fds_connected} connected, {fds_after} after");
-    Ok(())
+/// The spread the bench's own readers see from an ideal server in this process: `events`
+/// frames of `len` bytes (a `sequence` each), broadcast to `n` WebSockets, each written by its
+/// own task as soon as it is sent, 50 ms apart. What remains of the server's spread above this
+/// is the server's.
+async fn client_floor(n: usize, len: usize, events: usize) -> Result<Vec<f64>> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (tx, _) = tokio::sync::broadcast::channel::<Arc<str>>(events + 1);
+    let mut writers = Vec::new();
+    let mut readers = Vec::new();
+    let done = Arc::new(tokio::sync::Semaphore::new(0));
+    for _ in 0..n {
+        let stream = TcpSocket::new_v4()?.connect(addr).await?;
+        let (client, server) = tokio::join!(
+            tokio_tungstenite::client_async(format!("ws://{addr}/"), MaybeTlsStream::Plain(stream)),
+            async { tokio_tungstenite::accept_async(listener.accept().await?.0).await.map_err(anyhow::Error::from) }
+        );
+        let (client, mut server) = (client?.0, server?);
+        let mut rx = tx.subscribe();
+        writers.push(tokio::spawn(async move {
+            while let Ok(frame) = rx.recv().await {
+                if server.send(Message::Text((*frame).into())).await.is_err() {
+                    break;
+                }
+            }
+        }));
+        readers.push(tokio::spawn(read_sequences(client, done.clone())));
+    }
+    let pad = len.saturating_sub(60);
+    for seq in 0..events {
+        let status = if seq + 1 == events { "COMPLETED" } else { "RUNNING" };
+        let frame = format!(r#"{{"type":"next","id":"1","payload":{{"sequence":{seq},"status":"{status}","pad":"{}"}}}}"#, "x".repeat(pad));
+        let _ = tx.send(frame.into());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut arrivals: HashMap<i64, Vec<Instant>> = HashMap::new();
+    for r in readers {
+        for (seq, at, _) in r.await? {
+            arrivals.entry(seq).or_default().push(at);
+        }
+    }
+    drop(tx);
+    for w in writers {
+        w.abort();
+    }
+    Ok(spreads(&arrivals, n).0)
 }
 
 async fn part_c(a: &Args) -> Result<()> {

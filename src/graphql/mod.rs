@@ -18,7 +18,7 @@ pub use context::RequestAuth;
 pub use nulls::SpecExecutor;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
-pub use subscription::SubscriptionRoot;
+pub use subscription::{OutgoingPayloads, SubscriptionRoot};
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

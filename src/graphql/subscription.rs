@@ -7,7 +7,7 @@
 //! the current state again.
 use std::{
     borrow::Cow,
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
@@ -76,15 +76,79 @@ const PAYLOAD_TTL: Duration = Duration::from_secs(5);
 
 type PayloadKey = [u8; 32];
 
+/// One event's payload for one selection and rights: resolved once, serialized once.
+struct Resolved {
+    value: Value,
+    /// `value` as JSON, spliced into each WebSocket subscriber's `next` frame.
+    json: Arc<str>,
+    /// What the payload's subscribers resolve to on a WebSocket, replaced by `json` on the way
+    /// out (see [`OutgoingPayloads`]).
+    marker: Arc<str>,
+}
+
 /// Single-flight memo of resolved event payloads: the first subscriber to need one resolves it
-/// (within the database budget), the others wait for it and take a copy.
+/// (within the database budget), the others wait for it and share it.
 #[derive(Default)]
 struct Payloads {
-    entries: Mutex<HashMap<PayloadKey, (Instant, Arc<OnceCell<Value>>)>>,
+    entries: Mutex<HashMap<PayloadKey, (Instant, Arc<OnceCell<Arc<Resolved>>>)>>,
+}
+
+/// A random per-process part of every marker, so that no text a resolver returns (a course
+/// name, an error message) can be taken for one.
+fn marker_nonce() -> &'static str {
+    static NONCE: OnceLock<String> = OnceLock::new();
+    NONCE.get_or_init(|| Uuid::new_v4().simple().to_string())
+}
+
+fn marker(key: &PayloadKey) -> Arc<str> {
+    let hex: String = key[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("am-shared-payload-{}-{hex}", marker_nonce()).into()
+}
+
+/// The shared payloads resolved for one WebSocket connection and not yet sent. async-graphql
+/// serializes every `next` frame itself, for every subscriber; a shared payload instead
+/// resolves to its marker (a short string) and the connection splices the payload's JSON,
+/// serialized once for all its subscribers, in place of the marker. Resolution and the frame
+/// follow each other in the connection's own task, so this holds one entry at a time or so.
+#[derive(Clone, Default)]
+pub struct OutgoingPayloads(Arc<Mutex<VecDeque<(Arc<str>, Arc<str>)>>>);
+
+/// More would mean frames were resolved and never sent; the oldest are dropped.
+const OUTGOING_KEPT: usize = 64;
+
+impl OutgoingPayloads {
+    fn push(&self, marker: Arc<str>, json: Arc<str>) {
+        let mut q = self.0.lock().expect("outgoing payloads");
+        if q.len() >= OUTGOING_KEPT {
+            q.pop_front();
+        }
+        q.push_back((marker, json));
+    }
+
+    /// `frame` with a marker it holds (as a JSON string) replaced by its payload's JSON.
+    pub fn splice(&self, frame: String) -> String {
+        let mut q = self.0.lock().expect("outgoing payloads");
+        if q.is_empty() {
+            return frame;
+        }
+        let found = q.iter().enumerate().find_map(|(i, (marker, _))| {
+            let start = frame.find(&**marker)?;
+            let end = start + marker.len();
+            let quoted = start > 0 && frame.as_bytes()[start - 1] == b'"' && frame.as_bytes().get(end) == Some(&b'"');
+            quoted.then_some((i, start - 1, end + 1))
+        });
+        let Some((i, start, end)) = found else { return frame };
+        let (_, json) = q.remove(i).expect("found above");
+        let mut out = String::with_capacity(frame.len() - (end - start) + json.len());
+        out.push_str(&frame[..start]);
+        out.push_str(&json);
+        out.push_str(&frame[end..]);
+        out
+    }
 }
 
 impl Payloads {
-    fn cell(&self, key: PayloadKey) -> Arc<OnceCell<Value>> {
+    fn cell(&self, key: PayloadKey) -> Arc<OnceCell<Arc<Resolved>>> {
         let mut entries = self.entries.lock().expect("payloads");
         if let Some((_, cell)) = entries.get(&key) {
             return cell.clone();
@@ -168,7 +232,8 @@ impl OutputType for SharedEvent {
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         let feed = &self.subscriber.feed;
         feed.subs.record_delivered();
-        let cell = feed.payloads.cell(self.key(ctx));
+        let key = self.key(ctx);
+        let cell = feed.payloads.cell(key);
         let resolved = cell
             .get_or_try_init(|| async {
                 let _permit = feed.subs.db().await;
@@ -178,11 +243,18 @@ impl OutputType for SharedEvent {
                 if ctx.query_env.errors.lock().expect("errors").len() > errors_before {
                     return Err(Unshared::WithErrors(value));
                 }
-                Ok(value)
+                let json = serde_json::to_string(&value).map_err(|e| Unshared::Failed(async_graphql::ServerError::new(e.to_string(), Some(field.pos))))?;
+                Ok(Arc::new(Resolved { value, json: json.into(), marker: marker(&key) }))
             })
             .await;
         match resolved {
-            Ok(v) => Ok(v.clone()),
+            Ok(r) => match ctx.data_opt::<OutgoingPayloads>() {
+                Some(out) => {
+                    out.push(r.marker.clone(), r.json.clone());
+                    Ok(Value::String(r.marker.to_string()))
+                }
+                None => Ok(r.value.clone()),
+            },
             Err(Unshared::WithErrors(v)) => Ok(v),
             Err(Unshared::Failed(e)) => Err(e),
         }
@@ -291,5 +363,24 @@ impl SubscriptionRoot {
         let feed = ctx.data_unchecked::<Arc<Feed>>().clone();
         let courses = feed.subs.courses(&access, course).await?;
         Ok(stream(feed, ctx.data_unchecked::<Engine>().clone(), access, Watch::Courses(courses), resume))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_payload_is_spliced_in_place_of_its_quoted_marker_only() {
+        let out = OutgoingPayloads::default();
+        let m = marker(&[7; 32]);
+        out.push(m.clone(), r#"{"sequence":3,"job":{"name":"x"}}"#.into());
+        // Unquoted (e.g. inside a longer string), the marker is not replaced.
+        let inside = format!(r#"{{"type":"next","id":"2","payload":{{"data":{{"f":"see {m}"}}}}}}"#);
+        assert_eq!(out.splice(inside.clone()), inside);
+        let frame = format!(r#"{{"type":"next","id":"1","payload":{{"data":{{"archiveJobsChanged":"{m}"}}}}}}"#);
+        assert_eq!(out.splice(frame.clone()), r#"{"type":"next","id":"1","payload":{"data":{"archiveJobsChanged":{"sequence":3,"job":{"name":"x"}}}}}"#);
+        // Used once: the same marker again is left alone.
+        assert_eq!(out.splice(frame.clone()), frame);
     }
 }

@@ -42,7 +42,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::FORBIDDEN;
-use crate::{app::AppState, error::AppError};
+use crate::{app::AppState, error::AppError, graphql::OutgoingPayloads};
 
 /// The longest close reason: a control frame carries at most 125 bytes, 2 of them the code.
 pub const MAX_CLOSE_REASON: usize = 123;
@@ -163,8 +163,13 @@ pub async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtoc
         .filter_map(|(verdict, msg)| ready((verdict == Verdict::Pass).then_some(msg)));
     let init_state = state.clone();
     let jwt = state.jwt.clone();
-    let messages = async_graphql::http::WebSocket::from_message_stream(state.schema.clone(), input, protocol)
-        .on_connection_init(move |payload| async move { super::ws_init(&init_state, &jwt, payload) });
+    let payloads = OutgoingPayloads::default();
+    let session_payloads = payloads.clone();
+    let messages = async_graphql::http::WebSocket::from_message_stream(state.schema.clone(), input, protocol).on_connection_init(move |payload| async move {
+        let mut data = super::ws_init(&init_state, &jwt, payload)?;
+        data.insert(session_payloads);
+        Ok(data)
+    });
     futures::pin_mut!(messages);
 
     let init_deadline = tokio::time::sleep(state.settings.ws_init_timeout());
@@ -191,7 +196,7 @@ pub async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtoc
                 None => break,
             },
         };
-        let (frame, closing) = outgoing(msg, &guard);
+        let (frame, closing) = outgoing(msg, &guard, &payloads);
         // While the queue is full, nothing more is produced for this connection: its events
         // wait (and coalesce) in the event buffer instead of in memory here.
         let queued = match out.try_send(frame) {
@@ -253,10 +258,14 @@ fn close_frame(code: u16, reason: &str) -> Message {
 }
 
 /// The frame for one outgoing message: close codes of graphql-transport-ws instead of
-/// async-graphql's generic ones, reasons cut to fit, finished subscriptions forgotten.
-fn outgoing(msg: WsMessage, guard: &Mutex<Guard>) -> (Message, bool) {
+/// async-graphql's generic ones, reasons cut to fit, finished subscriptions forgotten, shared
+/// payloads spliced in.
+fn outgoing(msg: WsMessage, guard: &Mutex<Guard>, payloads: &OutgoingPayloads) -> (Message, bool) {
     match msg {
         WsMessage::Text(text) => {
+            if text.starts_with(r#"{"type":"next""#) {
+                return (Message::Text(payloads.splice(text).into()), false);
+            }
             if text.starts_with(r#"{"type":"complete""#) {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
                     if let Some(id) = v["id"].as_str() {
