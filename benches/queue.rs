@@ -24,12 +24,11 @@ use std::{
 
 use anyhow::{bail, ensure, Context, Result};
 use futures::{SinkExt, StreamExt};
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 mod support;
-use support::{default_bin, Http, TempDir};
+use support::{default_bin, postgres_base, Http, PgDb, TempDir};
 
 const SECRET: &str = "bench-secret-0123456789-0123456789-abcdef";
 const USAGE: &str = "usage: cargo bench -p archiving-manager-benches --bench queue -- [--jobs N] [--backends sqlite,postgres] [--workers 1,2] [--bin PATH]";
@@ -69,10 +68,6 @@ fn setting(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.into())
 }
 
-fn postgres_base() -> String {
-    setting("ARCHIVING_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-}
-
 /// A child process, killed (SIGKILL) and reaped when dropped, also when a scenario panics.
 struct Proc(Child, String);
 
@@ -90,37 +85,6 @@ fn check_alive(procs: &mut [Proc]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A fresh PostgreSQL database, dropped when this is.
-struct PgDb(String);
-
-impl PgDb {
-    async fn create() -> Result<Self> {
-        let base = postgres_base();
-        let admin = Database::connect(format!("{base}/postgres"))
-            .await
-            .with_context(|| format!("PostgreSQL is not reachable at {base} (set ARCHIVING_TEST_POSTGRES_URL)"))?;
-        let name = format!("am_bench_{}", uuid::Uuid::new_v4().simple());
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.context("creating the bench database")?;
-        admin.close().await.ok();
-        Ok(Self(name))
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        // No async in Drop: a thread with its own runtime.
-        let (base, name) = (postgres_base(), self.0.clone());
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-                if let Ok(admin) = Database::connect(format!("{base}/postgres")).await {
-                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                }
-            })
-        })
-        .join();
-    }
 }
 
 /// What every process of one scenario shares.

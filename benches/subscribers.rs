@@ -25,7 +25,6 @@ use std::{
 
 use anyhow::{bail, ensure, Context, Result};
 use futures::{SinkExt, StreamExt};
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::{json, Value};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::{
@@ -34,6 +33,7 @@ use tokio_tungstenite::{
 };
 
 mod support;
+use support::{postgres_base, PgDb};
 
 const SECRET: &str = "bench-secret-0123456789-0123456789-abcdef";
 const USAGE: &str = "usage: cargo bench -p archiving-manager-benches --bench subscribers -- [--part a|b|c|all] [--backend sqlite|postgres] [--subscribers N] [--seconds S] [--fragment full|small] [--bin PATH]";
@@ -82,10 +82,6 @@ fn args() -> Args {
     assert!(["a", "b", "c", "all"].contains(&a.part.as_str()), "--part a|b|c|all; {USAGE}");
     assert!(["sqlite", "postgres"].contains(&a.backend.as_str()), "--backend sqlite|postgres; {USAGE}");
     a
-}
-
-fn postgres_base() -> String {
-    std::env::var("ARCHIVING_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// The server process, killed and reaped when dropped (also when the bench fails).
@@ -148,33 +144,6 @@ impl Server {
 
     fn fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map(|d| d.count()).unwrap_or(0)
-    }
-}
-
-/// A fresh PostgreSQL database, dropped when this is.
-struct PgDb(String);
-
-impl PgDb {
-    async fn create() -> Result<Self> {
-        let base = postgres_base();
-        let admin = Database::connect(format!("{base}/postgres")).await.with_context(|| format!("PostgreSQL is not reachable at {base} (set ARCHIVING_TEST_POSTGRES_URL)"))?;
-        let name = format!("am_bench_{}", uuid::Uuid::new_v4().simple());
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
-        Ok(Self(name))
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let (base, name) = (postgres_base(), self.0.clone());
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-                if let Ok(admin) = Database::connect(format!("{base}/postgres")).await {
-                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                }
-            })
-        })
-        .join();
     }
 }
 

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use sea_orm::{ConnectionTrait, Database};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -65,3 +66,40 @@ pub async fn post_graphql(http: &Http, url: &str, token: &str, body: &serde_json
     .await
     .with_context(|| format!("no answer within {} s", within.as_secs()))?
 }
+
+/// Where the benches create their PostgreSQL databases (`ARCHIVING_TEST_POSTGRES_URL`).
+pub fn postgres_base() -> String {
+    std::env::var("ARCHIVING_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A fresh PostgreSQL database, dropped when this is.
+pub struct PgDb(pub String);
+
+impl PgDb {
+    pub async fn create() -> Result<Self> {
+        let base = postgres_base();
+        let admin = Database::connect(format!("{base}/postgres"))
+            .await
+            .with_context(|| format!("PostgreSQL is not reachable at {base} (set ARCHIVING_TEST_POSTGRES_URL)"))?;
+        let name = format!("am_bench_{}", uuid::Uuid::new_v4().simple());
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.context("creating the bench database")?;
+        admin.close().await.ok();
+        Ok(Self(name))
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        // No async in Drop: a thread with its own runtime.
+        let (base, name) = (postgres_base(), self.0.clone());
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+                if let Ok(admin) = Database::connect(format!("{base}/postgres")).await {
+                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
