@@ -71,7 +71,7 @@ impl AppState {
         let bus = EventBus::start(&db).await.context("starting the event bus")?;
         let queue = Queue::open(&db).await.context("opening the job queue")?;
         let engine = Engine::new(JobStore::new(db.clone(), bus, settings.clone()), queue, settings.clone(), lms.clone());
-        let subscriptions = Arc::new(Subscriptions::new(db.clone(), &settings));
+        let subscriptions = Arc::new(Subscriptions::new(db.clone(), engine.jobs.events.clone(), &settings));
         let schema = graphql::build(engine.clone(), subscriptions.clone());
         Ok(Self { settings, db, statements, jwt, lms, schema, engine, subscriptions, liveness: Liveness::default(), _single: single })
     }

@@ -38,10 +38,10 @@ fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, Subscripti
 }
 
 /// The schema with what resolvers reach: the services, and the feed of job events for the
-/// subscriptions. The engine is there only for the subscriptions' checks.
+/// subscriptions; the engine only behind the services, never reached by a resolver.
 pub fn build(engine: Engine, subscriptions: std::sync::Arc<crate::service::subscriptions::Subscriptions>) -> SpecExecutor<AppSchema> {
     let feed = std::sync::Arc::new(subscription::Feed::new(subscriptions));
-    let schema = builder().data(Services::new(engine.clone())).data(engine).data(feed).finish();
+    let schema = builder().data(Services::new(engine)).data(feed).finish();
     let sdl = schema.sdl();
     SpecExecutor::new(schema, &sdl)
 }

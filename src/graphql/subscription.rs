@@ -30,7 +30,6 @@ use super::{
     types::ArchiveJobEvent,
 };
 use crate::{
-    engine::Engine,
     entity::archive_job,
     events::{JobEvent, JobEventKind},
     service::{
@@ -261,13 +260,13 @@ impl OutputType for SharedEvent {
     }
 }
 
-fn stream(feed: Arc<Feed>, engine: Engine, access: Access, watch: Watch, resume: Option<Resume>) -> impl Stream<Item = SharedEvent> {
+fn stream(feed: Arc<Feed>, access: Access, watch: Watch, resume: Option<Resume>) -> impl Stream<Item = SharedEvent> {
     let subscriber = Arc::new(Subscriber { feed: feed.clone(), access: access.clone(), shape: OnceLock::new() });
     let shared = move |event: ArchiveJobEvent| SharedEvent { event, subscriber: subscriber.clone() };
     let subs = feed.subs.clone();
     // Listen first (now, not when the stream is first polled), then read the state: a change in
     // between arrives as an event.
-    let mut rx = engine.jobs.events.subscribe();
+    let mut rx = subs.listen();
     async_stream::stream! {
         let mut last_seq: HashMap<Uuid, i64> = Default::default();
         let missed = match resume {
@@ -346,7 +345,7 @@ impl SubscriptionRoot {
         let feed = ctx.data_unchecked::<Arc<Feed>>().clone();
         feed.subs.check_job(&access, id).await?;
         let resume = after_sequence.map(|s| Resume::JobAfterSequence(id, s));
-        Ok(stream(feed, ctx.data_unchecked::<Engine>().clone(), access, Watch::Job(id), resume))
+        Ok(stream(feed, access, Watch::Job(id), resume))
     }
 
     /// Every change of every job the caller may see, or of one course's jobs (for dashboards):
@@ -362,7 +361,7 @@ impl SubscriptionRoot {
         };
         let feed = ctx.data_unchecked::<Arc<Feed>>().clone();
         let courses = feed.subs.courses(&access, course).await?;
-        Ok(stream(feed, ctx.data_unchecked::<Engine>().clone(), access, Watch::Courses(courses), resume))
+        Ok(stream(feed, access, Watch::Courses(courses), resume))
     }
 }
 

@@ -21,7 +21,7 @@ use crate::{
     config::Settings,
     entity::{archive_job, course},
     error::{AppError, AppResult},
-    events::JobEvent,
+    events::{EventBus, JobEvent},
     service::{
         jobs::{self, Resume},
         Access,
@@ -30,6 +30,7 @@ use crate::{
 
 pub struct Subscriptions {
     db: DatabaseConnection,
+    events: EventBus,
     permits: Semaphore,
     max_connections_per_caller: usize,
     connections: Arc<Mutex<HashMap<String, usize>>>,
@@ -48,14 +49,20 @@ pub struct Counters {
 }
 
 impl Subscriptions {
-    pub fn new(db: DatabaseConnection, settings: &Settings) -> Self {
+    pub fn new(db: DatabaseConnection, events: EventBus, settings: &Settings) -> Self {
         Self {
             db,
+            events,
             permits: Semaphore::new(settings.subscription_db_permits as usize),
             max_connections_per_caller: settings.ws_max_connections_per_token as usize,
             connections: Default::default(),
             counters: Counters::default(),
         }
+    }
+
+    /// Starts listening to committed job events; what arrives from here on is delivered.
+    pub fn listen(&self) -> tokio::sync::broadcast::Receiver<Arc<JobEvent>> {
+        self.events.subscribe()
     }
 
     pub fn counters(&self) -> &Counters {
