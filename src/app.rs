@@ -96,7 +96,7 @@ async fn sync_with_retries(db: &DatabaseConnection, lms: &dyn LmsSource) -> anyh
 /// Serves the API on `listener` until `shutdown` resolves, then finishes open requests.
 pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let app = crate::http::router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving HTTP")
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown).await.context("serving HTTP")
 }
 
 /// Serves the API and runs the workers until `shutdown` resolves; both stop gracefully.

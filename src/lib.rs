@@ -2,6 +2,7 @@
 //! Dependencies point one way: `graphql`/`http` → `service` → `jobs`/`engine`/`domain`/drivers.
 pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -6,6 +6,7 @@ mod m20261124_000001_initial;
 mod m20261124_000002_job_engine;
 mod m20261124_000003_chunks;
 mod m20261203_000004_liveness;
+mod m20261203_000005_audit;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_job_engine::Migration),
             Box::new(m20261124_000003_chunks::Migration),
             Box::new(m20261203_000004_liveness::Migration),
+            Box::new(m20261203_000005_audit::Migration),
         ]
     }
 }

@@ -27,6 +27,8 @@ pub enum Capability {
     Download,
     Manage,
     Privacy,
+    /// Read the audit log.
+    Audit,
 }
 
 /// Where a capability holds.
@@ -55,7 +57,7 @@ impl Role {
         match (self, cap) {
             (Admin, _) => Grant::All,
             (Manager | Teacher, View | Create | Delete | Download) => Grant::Scoped,
-            (Auditor, View | Download | Privacy) => Grant::All,
+            (Auditor, View | Download | Privacy | Audit) => Grant::All,
             (Reporter, View) => Grant::All,
             _ => Grant::No,
         }
@@ -129,11 +131,11 @@ mod tests {
             assert_eq!(all(Role::Manager).scope(cap), within(&[], &["k1"]));
             assert_eq!(all(Role::Teacher).scope(cap), within(&["c1"], &[]));
         }
-        for cap in [Manage, Privacy] {
+        for cap in [Manage, Privacy, Audit] {
             assert_eq!(all(Role::Manager).scope(cap), Scope::Nowhere);
             assert_eq!(all(Role::Teacher).scope(cap), Scope::Nowhere);
         }
-        assert_eq!(all(Role::Auditor).capabilities(), vec![View, Download, Privacy]);
+        assert_eq!(all(Role::Auditor).capabilities(), vec![View, Download, Privacy, Audit]);
         assert_eq!(all(Role::Reporter).capabilities(), vec![View]);
     }
 

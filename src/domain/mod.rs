@@ -1,5 +1,6 @@
 //! Pure logic without I/O: the names and rules of the product. Depends on nothing else in the crate.
 pub mod activity;
+pub mod audit;
 pub mod failure;
 pub mod filename;
 pub mod job;
@@ -7,6 +8,7 @@ pub mod policy;
 pub mod storage;
 
 pub use activity::{ActivityArchiveState, ActivityKind};
+pub use audit::AuditAction;
 pub use failure::{Failure, FailureClass};
 pub use job::{JobOrigin, JobStatus, LogLevel, TaskStatus};
 pub use policy::{ArchiveFormat, JobSettings, PolicyField, PolicyValues, SettingsOverrides};

@@ -21,6 +21,8 @@ pub enum PolicyField {
     StorageBackends,
     Timestamping,
     JobTimeoutSeconds,
+    AutoDelete,
+    DeletionApproval,
 }
 
 /// The effective values of the global policy.
@@ -34,6 +36,12 @@ pub struct PolicyValues {
     pub storage_backends: Vec<String>,
     pub timestamping: bool,
     pub job_timeout_seconds: u32,
+    /// Whether files past their retention are deleted without a person starting it. The
+    /// retention date itself is fixed per file when it is stored; how expiry is acted on is the
+    /// current policy's, so switching on approval stops automatic deletion of older files too.
+    pub auto_delete: bool,
+    /// With `auto_delete`: expired files wait in a list of pending deletions until approved.
+    pub deletion_approval: bool,
     pub locked: Vec<PolicyField>,
 }
 
@@ -48,6 +56,8 @@ impl Default for PolicyValues {
             timestamping: true,
             // Two hours.
             job_timeout_seconds: 7200,
+            auto_delete: true,
+            deletion_approval: false,
             locked: Vec::new(),
         }
     }
@@ -65,6 +75,8 @@ impl PolicyValues {
             PolicyField::StorageBackends => self.storage_backends = serde_json::from_value(value).map_err(bad)?,
             PolicyField::Timestamping => self.timestamping = serde_json::from_value(value).map_err(bad)?,
             PolicyField::JobTimeoutSeconds => self.job_timeout_seconds = serde_json::from_value(value).map_err(bad)?,
+            PolicyField::AutoDelete => self.auto_delete = serde_json::from_value(value).map_err(bad)?,
+            PolicyField::DeletionApproval => self.deletion_approval = serde_json::from_value(value).map_err(bad)?,
         }
         if locked && !self.locked.contains(&field) {
             self.locked.push(field);

@@ -21,7 +21,7 @@ use std::{path::PathBuf, sync::Arc};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use crate::{config::Settings, jobs::JobStore, lms::LmsSource, queue::Queue};
+use crate::{clock::Clock, config::Settings, jobs::JobStore, lms::LmsSource, queue::Queue};
 
 /// Everything the engine needs, shared by the API (which creates and cancels jobs) and workers.
 #[derive(Clone)]
@@ -34,13 +34,15 @@ pub struct Engine {
     pub lms: Arc<dyn LmsSource>,
     /// Names this process in leases and worker names.
     pub process_id: String,
+    /// What retention, health checks, schedules and the periodic runner take as now.
+    pub clock: Clock,
 }
 
 impl Engine {
     pub fn new(jobs: JobStore, queue: Queue, settings: Arc<Settings>, lms: Arc<dyn LmsSource>) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let process_id = format!("{host}-{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
-        Self { db: jobs.db.clone(), jobs, queue, settings, lms, process_id }
+        Self { db: jobs.db.clone(), jobs, queue, settings, lms, process_id, clock: Clock::system() }
     }
 
     pub fn lease_ttl(&self) -> chrono::Duration {

@@ -5,10 +5,17 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
+    /// The token's subject, or `system` for what the server does on its own.
     pub actor: String,
+    /// The actor's roles when it acted, comma-separated.
+    pub actor_roles: String,
+    /// The client address of an API call, `cli`, or `periodic:<task>`.
+    pub origin: Option<String>,
+    /// `domain::AuditAction` as text.
     pub action: String,
     pub target_type: String,
     pub target_id: Option<String>,
+    /// What changed: object ids, before/after values. Never a secret.
     pub details: Json,
     pub created_at: DateTimeUtc,
 }

@@ -34,7 +34,7 @@ pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
 
 fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     // The depth and complexity limits are checked by `ErrorCodes`, which gives exceeding them a code.
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).extension(errors::ErrorCodes)
+    Schema::build(QueryRoot, MutationRoot::default(), SubscriptionRoot).extension(errors::ErrorCodes)
 }
 
 /// The schema with what resolvers reach: the services, and the feed of job events for the

@@ -10,7 +10,7 @@ use super::{
 use crate::{
     domain,
     error::AppError,
-    service::{catalog, jobs},
+    service::{audit, catalog, jobs},
 };
 
 #[derive(InputObject, Default)]
@@ -22,6 +22,21 @@ pub struct ArchiveJobFilter {
     origins: Option<Vec<JobOrigin>>,
     created_after: Option<crate::graphql::scalars::DateTime>,
     created_before: Option<crate::graphql::scalars::DateTime>,
+}
+
+#[derive(InputObject, Default)]
+pub struct AuditLogFilter {
+    actions: Option<Vec<AuditAction>>,
+    /// A token subject, or `system`.
+    actor: Option<String>,
+    /// A GraphQL type name: `ArchiveFile`, `ArchiveJob`, `StorageBackend`, `CourseCategory`, `Policy`.
+    target_type: Option<String>,
+    /// The global id of the object acted on.
+    target_id: Option<ID>,
+    /// Entries at or after this instant.
+    since: Option<crate::graphql::scalars::DateTime>,
+    /// Entries before this instant.
+    until: Option<crate::graphql::scalars::DateTime>,
 }
 
 #[derive(InputObject, Default)]
@@ -192,6 +207,22 @@ impl QueryRoot {
     /// The global archiving defaults.
     async fn policy(&self, ctx: &Context<'_>) -> Result<Policy> {
         Ok(Policy { values: ctx.services().policy(ctx.access()?).await? })
+    }
+
+    /// Destructive and policy actions, newest first (needs `AUDIT`: admins and auditors).
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
+    async fn audit_log(&self, ctx: &Context<'_>, filter: Option<AuditLogFilter>, first: Option<i32>, after: Option<String>) -> Result<Conn<AuditLogEntry>> {
+        let f = filter.unwrap_or_default();
+        let filter = audit::AuditFilter {
+            actions: f.actions.unwrap_or_default().into_iter().map(domain::AuditAction::from).collect(),
+            actor: f.actor,
+            target_type: f.target_type,
+            target_id: f.target_id.map(|i| i.to_string()),
+            since: f.since.map(|d| d.0),
+            until: f.until.map(|d| d.0),
+        };
+        let page = ctx.services().audit_log(ctx.access()?, &filter, &ctx.page(first, after)?).await?;
+        Ok(connection(page, |model| AuditLogEntry { model })?)
     }
 
     /// Counts across everything in the caller's scope, or one course.

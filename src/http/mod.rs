@@ -5,12 +5,12 @@ mod graphiql;
 mod limits;
 mod ws;
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use async_graphql::Data;
 use async_graphql_axum::GraphQLResponse;
 use axum::{
-    extract::{Request, State, WebSocketUpgrade},
+    extract::{ConnectInfo, Request, State, WebSocketUpgrade},
     http::{
         header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL},
         HeaderMap, Method, StatusCode,
@@ -92,7 +92,16 @@ async fn graphql(State(state): State<AppState>, request: Request) -> Response {
         }
     }
     let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let (auth, loaders) = request_data(&state, authenticate(&state.jwt, header), true);
+    let auth = match authenticate(&state.jwt, header) {
+        // The peer's address, for the audit log. Behind a proxy that is the proxy: a forwarded
+        // header is the client's word, not evidence.
+        RequestAuth::Authenticated(a) => match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            Some(ConnectInfo(peer)) => RequestAuth::Authenticated(a.with_origin(peer.ip().to_string())),
+            None => RequestAuth::Authenticated(a),
+        },
+        other => other,
+    };
+    let (auth, loaders) = request_data(&state, auth, true);
     req = req.data(auth).data(loaders);
     GraphQLResponse::from(async_graphql::Executor::execute(&state.schema, req).await).into_response()
 }

@@ -61,7 +61,9 @@ pub fn tasks(engine: &Engine) -> Vec<PeriodicTask> {
 }
 
 /// Removes events older than `keep` (the log is for live delivery and resuming subscribers;
-/// transitions and job logs keep the history).
+/// transitions and job logs keep the history). Real time, not the engine's clock: events are
+/// stamped in real time, and a test that travels years ahead must not prune events the tailer
+/// has yet to deliver.
 pub async fn prune_events(db: &DatabaseConnection, keep: Duration) -> anyhow::Result<()> {
     use sea_orm::{ColumnTrait, QueryFilter};
     let before = Utc::now() - chrono::Duration::from_std(keep)?;
@@ -70,6 +72,14 @@ pub async fn prune_events(db: &DatabaseConnection, keep: Duration) -> anyhow::Re
         tracing::info!(removed = res.rows_affected, "pruned the job event log");
     }
     Ok(())
+}
+
+/// Runs the task `name` now, here, whether due or not: for tests that travel in time and then
+/// want the tick that would follow, and for operators' "run now". The task must be idempotent
+/// and safe beside a concurrent run elsewhere, as every periodic task is.
+pub async fn run_now(engine: &Engine, name: &str) -> anyhow::Result<()> {
+    let t = tasks(engine).into_iter().find(|t| t.name == name).ok_or_else(|| anyhow::anyhow!("no periodic task named {name:?}"))?;
+    run(engine, &t, &engine.db).await
 }
 
 /// Runs `tasks` until the returned guard is dropped.
@@ -99,7 +109,7 @@ pub fn spawn(engine: Engine, tasks: Vec<PeriodicTask>, liveness: Liveness) -> Ab
 async fn lead(engine: &Engine, t: &PeriodicTask) -> anyhow::Result<()> {
     let db = &engine.db;
     let last = periodic_run::Entity::find_by_id(t.name).one(db).await?;
-    if last.as_ref().is_some_and(|r| Utc::now() < r.started_at + chrono::Duration::from_std(t.every).unwrap_or_default()) {
+    if last.as_ref().is_some_and(|r| engine.clock.now() < r.started_at + chrono::Duration::from_std(t.every).unwrap_or_default()) {
         return Ok(());
     }
     if db.get_database_backend() != DbBackend::Postgres {
@@ -118,7 +128,7 @@ async fn lead(engine: &Engine, t: &PeriodicTask) -> anyhow::Result<()> {
     }
     // Under the lock: did another process run it since we looked?
     let last = periodic_run::Entity::find_by_id(t.name).one(&txn).await?;
-    if last.as_ref().is_some_and(|r| Utc::now() < r.started_at + chrono::Duration::from_std(t.every).unwrap_or_default()) {
+    if last.as_ref().is_some_and(|r| engine.clock.now() < r.started_at + chrono::Duration::from_std(t.every).unwrap_or_default()) {
         return Ok(());
     }
     let result = run(engine, t, db).await;
@@ -128,15 +138,22 @@ async fn lead(engine: &Engine, t: &PeriodicTask) -> anyhow::Result<()> {
 
 /// Records the start, runs the task, records the end.
 async fn run(engine: &Engine, t: &PeriodicTask, db: &DatabaseConnection) -> anyhow::Result<()> {
-    record(db, t.name, &engine.process_id, None, None).await?;
+    record(db, t.name, &engine.process_id, engine.clock.now(), None, None).await?;
     let result = (t.run)(engine.clone()).await;
     let error = result.as_ref().err().map(|e| format!("{e:#}"));
-    record(db, t.name, &engine.process_id, Some(Utc::now()), error).await?;
+    record(db, t.name, &engine.process_id, engine.clock.now(), Some(engine.clock.now()), error).await?;
     result
 }
 
-async fn record(db: &DatabaseConnection, name: &str, process: &str, finished: Option<chrono::DateTime<Utc>>, error: Option<String>) -> anyhow::Result<()> {
-    let mut row = periodic_run::ActiveModel { name: Set(name.to_string()), started_at: Set(Utc::now()), finished_at: Set(None), process: Set(process.to_string()), error: Set(None) };
+async fn record(
+    db: &DatabaseConnection,
+    name: &str,
+    process: &str,
+    now: chrono::DateTime<Utc>,
+    finished: Option<chrono::DateTime<Utc>>,
+    error: Option<String>,
+) -> anyhow::Result<()> {
+    let mut row = periodic_run::ActiveModel { name: Set(name.to_string()), started_at: Set(now), finished_at: Set(None), process: Set(process.to_string()), error: Set(None) };
     let mut update = vec![periodic_run::Column::FinishedAt, periodic_run::Column::Process, periodic_run::Column::Error];
     if finished.is_some() {
         // The end of a run keeps the start it recorded.

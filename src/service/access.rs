@@ -14,6 +14,8 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct Access {
     pub principal: Principal,
+    /// Where the call came from, for the audit log: the client's address for an API call.
+    pub origin: String,
 }
 
 /// A condition no row meets.
@@ -23,7 +25,12 @@ fn nothing() -> Condition {
 
 impl Access {
     pub fn new(principal: Principal) -> Self {
-        Self { principal }
+        Self { principal, origin: "api".into() }
+    }
+
+    pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = origin.into();
+        self
     }
 
     pub fn scope(&self, cap: Capability) -> Scope {

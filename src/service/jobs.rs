@@ -205,6 +205,9 @@ fn field_name(f: PolicyField) -> &'static str {
         PolicyField::StorageBackends => "storageBackendIds",
         PolicyField::Timestamping => "timestamping",
         PolicyField::JobTimeoutSeconds => "jobTimeoutSeconds",
+        // Not job settings: a job cannot ask for them, so no lock on them is ever in its way.
+        PolicyField::AutoDelete => "autoDelete",
+        PolicyField::DeletionApproval => "deletionApproval",
     }
 }
 

@@ -1,6 +1,7 @@
 //! Use cases, called by GraphQL, the CLI and automation alike. No GraphQL types here: resolvers
 //! translate; services decide and query.
 pub mod access;
+pub mod audit;
 pub mod catalog;
 pub mod downloads;
 pub mod jobs;

@@ -6,12 +6,12 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use super::{catalog, downloads, jobs, overview, policy, storage_backends, Access, Page, PageArgs};
+use super::{audit, catalog, downloads, jobs, overview, policy, storage_backends, Access, Page, PageArgs};
 use crate::{
     domain::PolicyValues,
     engine::Engine,
     entity::{
-        activity, archive_file, archive_job, archive_job_transition, archive_task, course, course_category, job_log,
+        activity, archive_file, archive_job, audit_log, archive_job_transition, archive_task, course, course_category, job_log,
         storage_backend, timestamp_token,
     },
     domain::LogLevel,
@@ -26,6 +26,11 @@ pub struct Services {
 impl Services {
     pub fn new(engine: Engine) -> Self {
         Self { engine }
+    }
+
+    /// What the server takes as now (injectable: tests travel in time).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.engine.clock.now()
     }
 
     fn db(&self) -> &sea_orm::DatabaseConnection {
@@ -214,6 +219,10 @@ impl Services {
     }
 
     /// Counts across the caller's scope, or one course of it (NOT_FOUND when out of scope).
+    pub async fn audit_log(&self, access: &Access, filter: &audit::AuditFilter, args: &PageArgs) -> AppResult<Page<audit_log::Model>> {
+        audit::list(self.db(), access, filter, args).await
+    }
+
     pub async fn overview(&self, access: &Access, course_id: Option<i64>) -> AppResult<overview::Overview> {
         if let Some(c) = course_id {
             catalog::course(self.db(), access, c).await?;

@@ -142,6 +142,16 @@ impl TestApp {
         }
     }
 
+    /// The server's clock: tests move it instead of waiting.
+    pub fn clock(&self) -> &archiving_manager::clock::Clock {
+        &self.state.engine.clock
+    }
+
+    /// Runs the periodic task `name` now (after moving the clock, the tick that would follow).
+    pub async fn run_periodic(&self, name: &str) {
+        archiving_manager::periodic::run_now(&self.state.engine, name).await.unwrap_or_else(|e| panic!("periodic task {name}: {e:#}"));
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -129,6 +129,8 @@ pub enum PolicyField {
     StorageBackends,
     Timestamping,
     JobTimeoutSeconds,
+    AutoDelete,
+    DeletionApproval,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -165,6 +167,7 @@ pub enum Capability {
     Download,
     Manage,
     Privacy,
+    Audit,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]

@@ -1,5 +1,6 @@
 //! GraphQL object types. Each wraps a model and resolves fields through services and loaders.
 mod activity;
+mod audit;
 mod category;
 mod course;
 mod enums;
@@ -15,6 +16,7 @@ use async_graphql::{
 };
 
 pub use activity::Activity;
+pub use audit::{AuditAction, AuditLogEntry};
 pub use category::CourseCategory;
 pub use course::Course;
 pub use enums::*;

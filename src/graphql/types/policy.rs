@@ -29,6 +29,14 @@ impl Policy {
     async fn job_timeout_seconds(&self) -> u32 {
         self.values.job_timeout_seconds
     }
+    /// Whether files past their retention are deleted without a person starting it.
+    async fn auto_delete(&self) -> bool {
+        self.values.auto_delete
+    }
+    /// With `autoDelete`: expired files wait for approval in the list of pending deletions.
+    async fn deletion_approval(&self) -> bool {
+        self.values.deletion_approval
+    }
     /// Where packages are stored; empty: the default backend.
     async fn storage_backends(&self, ctx: &Context<'_>) -> Result<Vec<StorageBackend>> {
         let rows = ctx.services().storage_backends_named(ctx.access()?, &self.values.storage_backends).await?;

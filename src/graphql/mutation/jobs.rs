@@ -1,8 +1,7 @@
-//! The mutation root. Each mutation takes one `input` and returns a payload with `userErrors` for
-//! what the caller can fix; authentication, permission and not-found failures are top-level errors.
+//! Mutations of archive jobs: create, cancel, retry, delete.
 use async_graphql::{Context, InputObject, Json, Object, Result, SimpleObject, ID};
 
-use super::{
+use crate::graphql::{
     context::ContextExt,
     ids::{self, NodeType},
     types::*,
@@ -10,7 +9,7 @@ use super::{
 use crate::{
     domain::{self, SettingsOverrides},
     error::UserErrorCode as Code,
-    service::{jobs, storage_backends},
+    service::jobs,
 };
 
 #[derive(InputObject)]
@@ -72,30 +71,11 @@ pub struct DeleteArchiveJobPayload {
     user_errors: Vec<UserError>,
 }
 
-#[derive(InputObject)]
-pub struct CreateStorageBackendInput {
-    /// Unique name, used in policies and job settings.
-    name: String,
-    driver: StorageDriver,
-    #[graphql(default_with = "StorageTier::RemoteFast")]
-    tier: StorageTier,
-    /// Driver settings. LOCAL_DIRECTORY: `{"path": "/abs/dir"}`. S3: `{"bucket", "region",
-    /// "endpoint", "access_key_id", "secret_access_key", "prefix", "allow_http"}`. Never returned.
-    settings: Json<serde_json::Value>,
-    #[graphql(default)]
-    is_default: bool,
-}
+#[derive(Default)]
+pub struct JobMutations;
 
-#[derive(SimpleObject)]
-pub struct StorageBackendPayload {
-    storage_backend: Option<StorageBackend>,
-    user_errors: Vec<UserError>,
-}
-
-pub struct MutationRoot;
-
-#[Object(name = "Mutation")]
-impl MutationRoot {
+#[Object]
+impl JobMutations {
     /// Starts archiving activities of one course.
     async fn create_archive_job(&self, ctx: &Context<'_>, input: CreateArchiveJobInput) -> Result<ArchiveJobPayload> {
         let activity_ids = input.activity_ids.iter().map(|id| ids::decode(id, NodeType::Activity)).collect::<Result<Vec<_>, _>>()?;
@@ -152,34 +132,4 @@ impl MutationRoot {
             Err(es) => DeleteArchiveJobPayload { job: None, deleted_job_id: None, user_errors: es.into_iter().map(Into::into).collect() },
         })
     }
-
-    /// Adds a storage backend (needs `manage`). Its settings are checked by a health probe; the
-    /// secrets in them are never returned.
-    async fn create_storage_backend(&self, ctx: &Context<'_>, input: CreateStorageBackendInput) -> Result<StorageBackendPayload> {
-        let new = storage_backends::NewBackend {
-            name: input.name,
-            driver: input.driver.into(),
-            tier: input.tier.into(),
-            settings: input.settings.0,
-            is_default: input.is_default,
-        };
-        ctx.loaders().clear();
-        Ok(match ctx.services().create_storage_backend(ctx.access()?, new).await? {
-            Ok(b) => StorageBackendPayload { storage_backend: Some(StorageBackend::new(b)), user_errors: vec![] },
-            Err(es) => StorageBackendPayload { storage_backend: None, user_errors: es.into_iter().map(Into::into).collect() },
-        })
-    }
-
-    /// Probes a storage backend now (write, read, delete) and records the result.
-    async fn check_storage_backend(&self, ctx: &Context<'_>, input: StorageBackendIdInput) -> Result<StorageBackend> {
-        let id = ids::decode(&input.id, NodeType::StorageBackend)?;
-        ctx.loaders().clear();
-        let b = ctx.services().check_storage_backend(ctx.access()?, id).await?;
-        Ok(StorageBackend::new(b))
-    }
-}
-
-#[derive(InputObject)]
-pub struct StorageBackendIdInput {
-    id: ID,
 }
