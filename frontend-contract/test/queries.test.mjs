@@ -41,7 +41,7 @@ describe('Viewer', () => {
     const { viewer } = await q('Viewer');
     assert.equal(viewer.subject, 'contract-admin');
     assert.deepEqual(viewer.roles, ['ADMIN']);
-    assert.deepEqual([...viewer.capabilities].sort(), ['CREATE', 'DELETE', 'DOWNLOAD', 'MANAGE', 'PRIVACY', 'VIEW']);
+    assert.deepEqual([...viewer.capabilities].sort(), ['AUDIT', 'CREATE', 'DELETE', 'DOWNLOAD', 'MANAGE', 'PRIVACY', 'VIEW']);
     assert.deepEqual(viewer.courseScopes, []);
     assert.deepEqual(viewer.categoryScopes, []);
   });
@@ -249,6 +249,22 @@ describe('Node', () => {
   test('a malformed id is BAD_USER_INPUT', async () => {
     const { body } = await post(server, 'Node', { id: 'not-an-id' }, { token: admin });
     assert.deepEqual(body.errors?.map((e) => e.extensions?.code), ['BAD_USER_INPUT']);
+  });
+});
+
+describe('AuditLog', () => {
+  test('admins and auditors read it; a teacher and a reporter are refused', async () => {
+    const { auditLog } = await q('AuditLog', { first: 5 });
+    assert.ok(Number.isInteger(auditLog.totalCount));
+    assert.ok(Array.isArray(auditLog.nodes));
+    const auditor = await server.token('auditor', { subject: 'contract-auditor' });
+    const asAuditor = await data(server, 'AuditLog', { filter: { actions: ['POLICY_UPDATED'] } }, { token: auditor });
+    assert.ok(asAuditor.auditLog.nodes.every((e) => e.action === 'POLICY_UPDATED'));
+    for (const role of ['teacher', 'reporter']) {
+      const token = await server.token(role, { subject: `contract-${role}`, courses: ['101'] });
+      const { body } = await post(server, 'AuditLog', {}, { token });
+      assert.deepEqual(body.errors?.map((e) => e.extensions?.code), ['FORBIDDEN'], role);
+    }
   });
 });
 

@@ -394,4 +394,30 @@ mod tests {
         let nobody = Access::new(Principal { subject: "t".into(), roles: vec![], courses: vec![], categories: vec![] });
         assert!(matches!(fx.services.storage_backends_named(&nobody, &names).await, Err(AppError::Forbidden)));
     }
+
+    #[tokio::test]
+    async fn services_audit_log_is_for_auditors_and_filters_newest_first() {
+        use crate::{domain::AuditAction, service::audit::{self, Actor, AuditFilter, Target}};
+        let fx = start().await;
+        let admin = access(Role::Admin, &[]).with_origin("192.0.2.7");
+        let at = fx.services.now();
+        audit::record(&fx.state.db, at, &Actor::of(&admin), AuditAction::PolicyUpdated, Target::global("Policy"), serde_json::json!({"before": 1, "after": 2})).await.unwrap();
+        audit::record(&fx.state.db, at, &Actor::system("retention"), AuditAction::FileDeleted, Target::new("ArchiveFile", "f1"), serde_json::json!({})).await.unwrap();
+
+        let all = fx.services.audit_log(&access(Role::Auditor, &[]), &AuditFilter::default(), &PageArgs::new(None, None, true).unwrap()).await.unwrap();
+        assert_eq!(all.total, Some(2));
+        let (first, second) = (&all.items[0].1, &all.items[1].1);
+        assert_eq!((first.action.as_str(), first.actor.as_str(), first.origin.as_deref()), ("FILE_DELETED", "system", Some("periodic:retention")), "newest first");
+        assert_eq!((second.actor.as_str(), second.actor_roles.as_str(), second.origin.as_deref()), ("t", "admin", Some("192.0.2.7")));
+
+        let only = AuditFilter { actions: vec![AuditAction::PolicyUpdated], ..Default::default() };
+        let page = fx.services.audit_log(&admin, &only, &PageArgs::new(None, None, false).unwrap()).await.unwrap();
+        assert_eq!(page.items.len(), 1);
+        let by_target = AuditFilter { target_type: Some("ArchiveFile".into()), target_id: Some("f1".into()), ..Default::default() };
+        assert_eq!(fx.services.audit_log(&admin, &by_target, &PageArgs::new(None, None, false).unwrap()).await.unwrap().items.len(), 1);
+
+        for role in [Role::Teacher, Role::Manager, Role::Reporter] {
+            assert!(matches!(fx.services.audit_log(&access(role, &["101"]), &AuditFilter::default(), &PageArgs::default()).await, Err(AppError::Forbidden)), "{role}");
+        }
+    }
 }
