@@ -106,6 +106,8 @@ pub struct Settings {
     /// Subscription database work (start checks, snapshots, payloads) done at once across all
     /// WebSockets; the rest waits, so the pool is left to requests and workers.
     pub subscription_db_permits: u32,
+    /// Seconds between two health checks of every enabled storage backend (cluster-wide).
+    pub storage_health_interval_seconds: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -158,6 +160,7 @@ impl Default for Settings {
             ws_max_connections_per_token: 20,
             ws_slow_client_seconds: 30,
             subscription_db_permits: 1,
+            storage_health_interval_seconds: 300,
         }
     }
 }
@@ -175,13 +178,14 @@ const KEYS: &[&str] = &[
     "public_url", "chunk_records", "event_retention_days", "log_format", "max_body_bytes", "request_body_timeout_seconds",
     "max_concurrent_requests", "cors_allowed_origins", "ws_init_timeout_seconds", "ws_max_subscriptions",
     "ws_max_connections_per_token", "ws_slow_client_seconds", "subscription_db_permits",
+    "storage_health_interval_seconds",
 ];
 
 const NUMERIC_KEYS: &[&str] = &[
     "demo_scale", "max_concurrent_jobs", "worker_concurrency", "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds",
     "demo_record_delay_ms", "demo_extra_courses", "chunk_records", "event_retention_days", "max_body_bytes", "request_body_timeout_seconds",
     "max_concurrent_requests", "ws_init_timeout_seconds", "ws_max_subscriptions", "ws_max_connections_per_token",
-    "ws_slow_client_seconds", "subscription_db_permits",
+    "ws_slow_client_seconds", "subscription_db_permits", "storage_health_interval_seconds",
 ];
 
 /// Settings that are lists: comma-separated in the environment.
@@ -312,6 +316,7 @@ impl Settings {
             ("ws_max_connections_per_token", self.ws_max_connections_per_token),
             ("ws_slow_client_seconds", self.ws_slow_client_seconds),
             ("subscription_db_permits", self.subscription_db_permits),
+            ("storage_health_interval_seconds", self.storage_health_interval_seconds),
         ] {
             if value == 0 {
                 return err(key, "must be at least 1");

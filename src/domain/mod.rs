@@ -3,6 +3,7 @@ pub mod activity;
 pub mod audit;
 pub mod failure;
 pub mod filename;
+pub mod ids;
 pub mod job;
 pub mod policy;
 pub mod storage;

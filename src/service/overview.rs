@@ -2,7 +2,7 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, JoinType, QueryFilter, QuerySelect, RelationTrait,
+    ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
     sea_query::Expr,
 };
 
@@ -10,7 +10,7 @@ use super::{catalog, Access};
 use crate::{
     auth::Capability,
     domain::{ActivityArchiveState, JobStatus},
-    entity::{archive_file, archive_job},
+    entity::{archive_file, archive_job, storage_backend},
     error::AppResult,
 };
 
@@ -20,6 +20,8 @@ pub struct Overview {
     pub jobs: Vec<(JobStatus, u64)>,
     pub stored_files: u64,
     pub stored_bytes: u64,
+    /// Every backend not deleted, with its last health check (global, whatever the scope).
+    pub storage_backends: Vec<storage_backend::Model>,
 }
 
 #[derive(FromQueryResult)]
@@ -70,5 +72,10 @@ pub async fn overview(db: &DatabaseConnection, access: &Access, course_id: Optio
     }
     let stored = stored_q.into_model::<Stored>().one(db).await?;
     let (stored_files, stored_bytes) = stored.map_or((0, 0), |s| (s.files as u64, s.bytes.unwrap_or(0) as u64));
-    Ok(Overview { activities, jobs, stored_files, stored_bytes })
+    let storage_backends = storage_backend::Entity::find()
+        .filter(storage_backend::Column::DeletedAt.is_null())
+        .order_by_asc(storage_backend::Column::Id)
+        .all(db)
+        .await?;
+    Ok(Overview { activities, jobs, stored_files, stored_bytes, storage_backends })
 }

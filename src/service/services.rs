@@ -211,11 +211,24 @@ impl Services {
         access: &Access,
         new: storage_backends::NewBackend,
     ) -> AppResult<Result<storage_backend::Model, Vec<crate::error::UserError>>> {
-        storage_backends::create(self.db(), access, new).await
+        storage_backends::create(self.db(), access, self.now(), new).await
+    }
+
+    pub async fn update_storage_backend(
+        &self,
+        access: &Access,
+        id: i64,
+        changes: storage_backends::BackendChanges,
+    ) -> AppResult<Result<storage_backend::Model, Vec<crate::error::UserError>>> {
+        storage_backends::update(self.db(), access, self.now(), id, changes).await
+    }
+
+    pub async fn delete_storage_backend(&self, access: &Access, id: i64) -> AppResult<Result<storage_backend::Model, Vec<crate::error::UserError>>> {
+        storage_backends::delete(self.db(), access, self.now(), id).await
     }
 
     pub async fn check_storage_backend(&self, access: &Access, id: i64) -> AppResult<storage_backend::Model> {
-        storage_backends::check(self.db(), access, id).await
+        storage_backends::check(self.db(), access, self.now(), id).await
     }
 
     /// Counts across the caller's scope, or one course of it (NOT_FOUND when out of scope).

@@ -231,6 +231,25 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StorageError>
     tokio::task::spawn_blocking(f).await.map_err(|e| StorageError::Transient(format!("storage task failed: {e}")))?
 }
 
+/// The bytes of the files under `root` (without following symbolic links); `None` when a part
+/// of the tree cannot be read, rather than a sum that is too small.
+fn used_bytes(root: &Path) -> Option<u64> {
+    let mut total = 0u64;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).ok()? {
+            let entry = entry.ok()?;
+            let meta = entry.metadata().ok()?;
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else if meta.is_file() {
+                total = total.saturating_add(meta.len());
+            }
+        }
+    }
+    Some(total)
+}
+
 fn free_bytes(root: &Path) -> Option<u64> {
     let st = rustix::fs::statvfs(root).ok()?;
     Some(st.f_bavail.saturating_mul(st.f_frsize))
@@ -311,11 +330,11 @@ impl StorageDriver for LocalDirectory {
             let removed = fs::remove_file(root.join(&rel));
             result?;
             removed.map_err(|e| io_error("deleting the probe", e))?;
-            Ok(free_bytes(&root))
+            Ok((free_bytes(&root), used_bytes(&root)))
         })
         .await;
         match probe {
-            Ok(free) => HealthReport { reachable: true, free_bytes: free, used_bytes: None, error: None },
+            Ok((free, used)) => HealthReport { reachable: true, free_bytes: free, used_bytes: used, error: None },
             Err(e) => HealthReport { reachable: false, free_bytes: free_bytes(&self.root), used_bytes: None, error: Some(e.to_string()) },
         }
     }
@@ -356,6 +375,11 @@ mod tests {
         assert!(sub.is_dir());
         let h = d.health().await;
         assert!(h.reachable && h.free_bytes.is_some(), "{h:?}");
+        assert_eq!(h.used_bytes, Some(0), "an empty directory uses nothing; the probe is gone");
+        fs::create_dir_all(sub.join("a/b")).unwrap();
+        fs::write(sub.join("a/b/c.bin"), [0u8; 1234]).unwrap();
+        fs::write(sub.join("a/d.bin"), [0u8; 66]).unwrap();
+        assert_eq!(d.health().await.used_bytes, Some(1300));
         assert_eq!(fs::read_dir(sub.join(HEALTH_DIR)).unwrap().count(), 0, "the probe is removed");
     }
 

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::{Failure, StorageDriverKind};
 
 pub mod files;
+pub mod health;
 pub mod local;
 pub mod s3;
 
@@ -60,7 +61,8 @@ impl GetObject {
 }
 
 /// The outcome of a health check: a write/read/delete probe, plus free/used space where the backend
-/// tells (local directory: free space of the file system; S3: neither).
+/// tells (local directory: free space of the file system and the bytes of the files under the
+/// directory; S3: the bytes of the objects under the prefix, no free space).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HealthReport {
     pub reachable: bool,

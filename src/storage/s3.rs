@@ -236,6 +236,26 @@ impl S3Storage {
         Path::parse(format!("{}{rel}", self.prefix)).map_err(|e| StorageError::Permanent(format!("invalid object path: {e}")))
     }
 
+    /// The sum of the sizes of the objects under the prefix (the whole bucket without one), listed
+    /// page by page; `None` when the listing fails (the probe itself decides reachability). S3
+    /// tells no free space.
+    async fn used_bytes(&self, store: &AmazonS3) -> Option<u64> {
+        let prefix = self.prefix.trim_end_matches('/');
+        let prefix = if prefix.is_empty() { None } else { Some(Path::parse(prefix).ok()?) };
+        let mut total = 0u64;
+        let mut listing = store.list(prefix.as_ref());
+        while let Some(meta) = listing.next().await {
+            match meta {
+                Ok(m) => total = total.saturating_add(m.size),
+                Err(e) => {
+                    tracing::warn!(bucket = %self.bucket, error = %self.redactor.redact(e.to_string()), "S3: listing the objects for used bytes failed");
+                    return None;
+                }
+            }
+        }
+        Some(total)
+    }
+
     fn error(&self, e: object_store::Error) -> StorageError {
         map_error(&self.redactor, e)
     }
@@ -568,10 +588,10 @@ impl StorageDriver for S3Storage {
             if read != content {
                 return Err(StorageError::Integrity("the health probe read back different bytes".into()));
             }
-            Ok::<_, StorageError>(())
+            Ok::<_, StorageError>(self.used_bytes(&probe).await)
         };
         match probe.await {
-            Ok(()) => HealthReport { reachable: true, free_bytes: None, used_bytes: None, error: None },
+            Ok(used) => HealthReport { reachable: true, free_bytes: None, used_bytes: used, error: None },
             Err(e) => HealthReport { reachable: false, free_bytes: None, used_bytes: None, error: Some(self.redactor.redact(e.to_string())) },
         }
     }

@@ -1,4 +1,5 @@
-//! PRE_PROCESSING: the staging area exists and the job's storage backends are still usable.
+//! PRE_PROCESSING: the staging area exists and the job's storage backends are still usable (not
+//! deleted: else the job fails; enabled: else it waits, see `storage::health`).
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::{job_settings, Outcome, Stage, StageResult};
@@ -6,6 +7,7 @@ use crate::{
     domain::{failure::io_failure, Failure},
     engine::Engine,
     entity::{archive_job, storage_backend},
+    storage,
 };
 
 pub struct Prepare;
@@ -16,10 +18,15 @@ impl Stage for Prepare {
         tokio::fs::create_dir_all(engine.staging(job.id)).await.map_err(|e| io_failure("creating the staging area", &e))?;
         let settings = job_settings(job)?;
         for name in &settings.storage_backends {
-            let b = storage_backend::Entity::find().filter(storage_backend::Column::Name.eq(name)).one(&engine.db).await.map_err(anyhow::Error::from)?;
+            let b = storage_backend::Entity::find()
+                .filter(storage_backend::Column::Name.eq(name))
+                .filter(storage_backend::Column::DeletedAt.is_null())
+                .one(&engine.db)
+                .await
+                .map_err(anyhow::Error::from)?;
             match b {
-                Some(b) if b.enabled => {}
-                _ => return Err(Failure::permanent(format!("storage backend {name:?} does not exist or is disabled"))),
+                Some(b) => storage::health::usable(&b)?,
+                None => return Err(Failure::permanent(format!("storage backend {name:?} does not exist"))),
             }
         }
         Ok(Outcome::Done)

@@ -4,6 +4,9 @@
 //! instant leaves a confirmed file or an intent; running the stage again resolves the intent (an
 //! object already there with the right checksum is ours), and for a job that ended instead the
 //! sweeper deletes what the intent names.
+//!
+//! A disabled backend, or one whose health check fails, is not written to: the job waits
+//! (`storage::health::writable` has the rule).
 use chrono::Utc;
 use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TryIntoModel};
 
@@ -25,13 +28,21 @@ impl Stage for Store {
         let staged = engine.staged(job).await?;
         let mut backends = Vec::new();
         for name in &settings.storage_backends {
-            let b = storage_backend::Entity::find().filter(storage_backend::Column::Name.eq(name)).one(&engine.db).await.map_err(anyhow::Error::from)?;
+            let b = storage_backend::Entity::find()
+                .filter(storage_backend::Column::Name.eq(name))
+                .filter(storage_backend::Column::DeletedAt.is_null())
+                .one(&engine.db)
+                .await
+                .map_err(anyhow::Error::from)?;
             backends.push(b.ok_or_else(|| Failure::permanent(format!("storage backend {name:?} is gone")))?);
         }
         let total = (staged.len() * backends.len()).max(1);
         let (start, end) = JobStatus::Store.progress_range();
         let retention_until = settings.retention_days.map(|d| job.created_at + chrono::Duration::days(d as i64));
         let mut done = 0;
+        // Backends found writable in this run (checked before their first put, not before
+        // backends that already hold everything).
+        let mut writable = std::collections::HashSet::new();
         for (t, p, path) in &staged {
             for b in &backends {
                 if engine.interrupted(job).await? {
@@ -43,6 +54,9 @@ impl Stage for Store {
                     None => Some(record_intent(engine, job, t, b, p, retention_until).await?),
                 };
                 if let Some(file) = file {
+                    if writable.insert(b.id) {
+                        storage::health::writable(&engine.db, b, engine.clock.now()).await?;
+                    }
                     put(engine, job, t, b, p, path, &file).await?;
                     faults::point(|| "store:put".into());
                     confirm(engine, &file).await?;

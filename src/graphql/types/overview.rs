@@ -1,6 +1,6 @@
 use async_graphql::SimpleObject;
 
-use super::enums;
+use super::{enums, storage::StorageBackend};
 use crate::{domain::ActivityArchiveState as S, graphql::scalars::BigInt, service::overview::Overview};
 
 /// Activities counted by archive state.
@@ -27,11 +27,14 @@ pub struct ArchivingOverview {
     /// Archive files not deleted.
     stored_files: u64,
     stored_bytes: BigInt,
+    /// The storage backends (not deleted) with their last health check.
+    storage_backends: Vec<StorageBackend>,
 }
 
 impl From<Overview> for ArchivingOverview {
     fn from(o: Overview) -> Self {
         let n = |s| o.activities.get(&s).copied().unwrap_or(0);
+        let jobs = o.jobs.iter().map(|(s, c)| JobStatusCount { status: (*s).into(), count: *c }).collect();
         Self {
             activities: ActivityStateCounts {
                 total: n(S::NeverArchived) + n(S::Archived) + n(S::Changed),
@@ -39,9 +42,10 @@ impl From<Overview> for ArchivingOverview {
                 archived: n(S::Archived),
                 changed: n(S::Changed),
             },
-            jobs: o.jobs.iter().map(|(s, c)| JobStatusCount { status: (*s).into(), count: *c }).collect(),
+            jobs,
             stored_files: o.stored_files,
             stored_bytes: BigInt(o.stored_bytes),
+            storage_backends: o.storage_backends.into_iter().map(StorageBackend::new).collect(),
         }
     }
 }

@@ -8,7 +8,8 @@ use crate::{
     graphql::{ids, scalars::{BigInt, DateTime}},
 };
 
-/// Where archive packages are stored. Its settings (paths, credentials) never leave the server.
+/// Where archive packages are stored. Its settings (paths, credentials) never leave the server:
+/// they are write-only (`createStorageBackend`, `updateStorageBackend`).
 #[derive(Clone)]
 pub struct StorageBackend {
     pub model: storage_backend::Model,
@@ -53,7 +54,13 @@ impl StorageBackend {
     async fn is_default(&self) -> bool {
         self.model.is_default
     }
-    /// `null` until the first health check.
+    /// When it was deleted; `null` while it is in use. A deleted backend is reached only from the
+    /// files it held.
+    async fn deleted_at(&self) -> Option<DateTime> {
+        self.model.deleted_at.map(DateTime)
+    }
+    /// `null` until the first health check. Checked every `storage_health_interval_seconds`, by
+    /// `checkStorageBackend`, and before a job writes to a backend whose last check failed.
     async fn health(&self) -> Option<StorageHealth> {
         let m = &self.model;
         m.health_checked_at.map(|at| StorageHealth {
