@@ -6,6 +6,7 @@ pub mod filename;
 pub mod job;
 pub mod policy;
 pub mod storage;
+pub mod switches;
 
 pub use activity::{ActivityArchiveState, ActivityKind};
 pub use audit::AuditAction;
