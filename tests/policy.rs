@@ -314,20 +314,13 @@ async fn jobs_log_at_the_policys_level(app: TestApp) {
     assert!(levels(&earlier).iter().any(|l| l == "INFO"));
 }
 
+/// The global id of category "1" (Faculty of Science) or "2" (Mathematics): course 101's category
+/// and its parent.
 async fn category_id(app: &TestApp, lms_id: &str) -> String {
-    let d = app.data(&app.admin(), "{ categories(first: 100) { edges { node { id lmsId children(first: 100) { edges { node { id lmsId children(first: 100) { edges { node { id lmsId } } } } } } } } } }", json!({})).await;
-    fn find(v: &Value, lms: &str) -> Option<String> {
-        for e in v["edges"].as_array()? {
-            if e["node"]["lmsId"] == lms {
-                return e["node"]["id"].as_str().map(str::to_string);
-            }
-            if let Some(id) = find(&e["node"]["children"], lms) {
-                return Some(id);
-            }
-        }
-        None
-    }
-    find(&d["categories"], lms_id).unwrap_or_else(|| panic!("category {lms_id}"))
+    let d = app.data(&app.admin(), "{ course(lmsId: \"101\") { category { id lmsId parent { id lmsId } } } }", json!({})).await;
+    let c = &d["course"]["category"];
+    let found = [c, &c["parent"]].into_iter().find(|c| c["lmsId"] == lms_id);
+    found.unwrap_or_else(|| panic!("category {lms_id}: {d}"))["id"].as_str().unwrap().to_string()
 }
 
 async fn set_category(app: &TestApp, cat: &str, enabled: Value) -> Value {
