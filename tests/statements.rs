@@ -124,8 +124,10 @@ async fn job_lists_cost_the_same_at_any_page_size(backend: Backend) {
     }
 }
 
-const COURSES_QUERY: &str = "query($n: Int) { courses(first: $n) { totalCount edges { node { shortName archivingEnabled category { name }
-    activities(first: 100) { totalCount edges { node { name kind archiveState lastArchivedAt course { shortName } } } } } } } }";
+const COURSES_QUERY: &str = "query($n: Int) { courses(first: $n) { totalCount edges { node { shortName archivingEnabled
+    archivingEnabledSource { origin category { name } } category { name archivingSetting activityKinds { kind enabled } }
+    activities(first: 100) { totalCount edges { node { name kind archiveState lastArchivedAt archivingEnabled
+    archivingEnabledSource { origin activityKind } course { shortName } } } } } } } }";
 
 async fn the_reporting_query_costs_the_same_at_any_page_size(backend: Backend) {
     let app = TestApp::start_api_only(backend).await;

@@ -7,6 +7,7 @@ pub mod ids;
 pub mod job;
 pub mod policy;
 pub mod storage;
+pub mod switches;
 
 pub use activity::{ActivityArchiveState, ActivityKind};
 pub use audit::AuditAction;

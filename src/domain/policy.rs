@@ -23,7 +23,42 @@ pub enum PolicyField {
     JobTimeoutSeconds,
     AutoDelete,
     DeletionApproval,
+    MaxConcurrentJobs,
+    JobLogLevel,
 }
+
+impl PolicyField {
+    /// The field's name in the API (`UpdatePolicyInput`, `createArchiveJob`'s input) and in
+    /// the audit log.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Self::Format => "format",
+            Self::FilenamePattern => "filenamePattern",
+            Self::RetentionDays => "retentionDays",
+            Self::StorageBackends => "storageBackendIds",
+            Self::Timestamping => "timestamping",
+            Self::JobTimeoutSeconds => "jobTimeoutSeconds",
+            Self::AutoDelete => "autoDelete",
+            Self::DeletionApproval => "deletionApproval",
+            Self::MaxConcurrentJobs => "maxConcurrentJobs",
+            Self::JobLogLevel => "jobLogLevel",
+        }
+    }
+
+    /// Whether a job can ask for another value than the policy's, which a lock then forbids.
+    /// Locking any other field would change nothing.
+    pub fn lockable(self) -> bool {
+        matches!(self, Self::Format | Self::FilenamePattern | Self::RetentionDays | Self::StorageBackends | Self::Timestamping | Self::JobTimeoutSeconds)
+    }
+}
+
+/// The longest retention: a hundred years (beyond any legal retention period, and far from the
+/// date arithmetic's limits).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+/// The longest job deadline: 31 days.
+pub const MAX_JOB_TIMEOUT_SECONDS: u32 = 31 * 24 * 3600;
+/// The most archive jobs active at once that a policy may allow.
+pub const MAX_CONCURRENT_JOBS: u32 = 1000;
 
 /// The effective values of the global policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,10 +67,17 @@ pub struct PolicyValues {
     pub filename_pattern: String,
     /// `None`: keep forever.
     pub retention_days: Option<u32>,
-    /// Names of the storage backends each package goes to; empty: the default backend.
-    pub storage_backends: Vec<String>,
+    /// Ids of the storage backends each package goes to (one copy on each; ids, so that renaming
+    /// a backend does not change the policy); empty: the default backend.
+    pub storage_backends: Vec<i64>,
     pub timestamping: bool,
     pub job_timeout_seconds: u32,
+    /// Archive jobs active at once across all processes; `None`: the server setting
+    /// (`max_concurrent_jobs`).
+    pub max_concurrent_jobs: Option<u32>,
+    /// Job log entries below this level are not stored; `None`: the server setting
+    /// (`job_log_level`). Fixed per job when it is created, like every job setting.
+    pub job_log_level: Option<super::LogLevel>,
     /// Whether files past their retention are deleted without a person starting it. The
     /// retention date itself is fixed per file when it is stored; how expiry is acted on is the
     /// current policy's, so switching on approval stops automatic deletion of older files too.
@@ -58,6 +100,8 @@ impl Default for PolicyValues {
             job_timeout_seconds: 7200,
             auto_delete: true,
             deletion_approval: false,
+            max_concurrent_jobs: None,
+            job_log_level: None,
             locked: Vec::new(),
         }
     }
@@ -77,11 +121,31 @@ impl PolicyValues {
             PolicyField::JobTimeoutSeconds => self.job_timeout_seconds = serde_json::from_value(value).map_err(bad)?,
             PolicyField::AutoDelete => self.auto_delete = serde_json::from_value(value).map_err(bad)?,
             PolicyField::DeletionApproval => self.deletion_approval = serde_json::from_value(value).map_err(bad)?,
+            PolicyField::MaxConcurrentJobs => self.max_concurrent_jobs = serde_json::from_value(value).map_err(bad)?,
+            PolicyField::JobLogLevel => self.job_log_level = serde_json::from_value(value).map_err(bad)?,
         }
-        if locked && !self.locked.contains(&field) {
+        self.locked.retain(|f| *f != field);
+        if locked {
             self.locked.push(field);
         }
         Ok(())
+    }
+
+    /// A field's value as it is stored (and shown in the audit log).
+    pub fn value(&self, field: PolicyField) -> serde_json::Value {
+        use serde_json::json;
+        match field {
+            PolicyField::Format => json!(self.format),
+            PolicyField::FilenamePattern => json!(self.filename_pattern),
+            PolicyField::RetentionDays => json!(self.retention_days),
+            PolicyField::StorageBackends => json!(self.storage_backends),
+            PolicyField::Timestamping => json!(self.timestamping),
+            PolicyField::JobTimeoutSeconds => json!(self.job_timeout_seconds),
+            PolicyField::AutoDelete => json!(self.auto_delete),
+            PolicyField::DeletionApproval => json!(self.deletion_approval),
+            PolicyField::MaxConcurrentJobs => json!(self.max_concurrent_jobs),
+            PolicyField::JobLogLevel => json!(self.job_log_level),
+        }
     }
 
     pub fn is_locked(&self, field: PolicyField) -> bool {
@@ -105,6 +169,13 @@ pub struct JobSettings {
     pub storage_backends: Vec<String>,
     pub timestamping: bool,
     pub job_timeout_seconds: u32,
+    /// Ids of the backends in `storage_backends` (empty for jobs created before they were kept).
+    #[serde(default)]
+    pub storage_backend_ids: Vec<i64>,
+    /// The lowest level of the job's log entries that is stored; `None` (jobs created before the
+    /// policy had one): the server setting.
+    #[serde(default)]
+    pub log_level: Option<super::LogLevel>,
 }
 
 /// What a job asks to differ from the policy. `retention_days: Some(None)` asks to keep forever.
@@ -113,14 +184,17 @@ pub struct SettingsOverrides {
     pub format: Option<ArchiveFormat>,
     pub filename_pattern: Option<String>,
     pub retention_days: Option<Option<u32>>,
-    pub storage_backends: Option<Vec<String>>,
+    /// Backend ids.
+    pub storage_backends: Option<Vec<i64>>,
     pub timestamping: Option<bool>,
     pub job_timeout_seconds: Option<u32>,
 }
 
 impl PolicyValues {
     /// The job's settings, or the fields whose override a lock forbids. Overriding a locked field
-    /// with its own value is allowed: it changes nothing.
+    /// with its own value is allowed: it changes nothing. The backends are resolved as ids
+    /// (`storage_backend_ids`); their names (`storage_backends`) are the caller's to fill in, and
+    /// `log_level` is the policy's (`None`: the caller fills in the server setting).
     pub fn resolve(&self, o: &SettingsOverrides) -> Result<JobSettings, Vec<PolicyField>> {
         let mut locked = Vec::new();
         fn pick<T: Clone + PartialEq>(p: &PolicyValues, f: PolicyField, base: &T, o: &Option<T>, locked: &mut Vec<PolicyField>) -> T {
@@ -137,9 +211,11 @@ impl PolicyValues {
             format: pick(self, PolicyField::Format, &self.format, &o.format, &mut locked),
             filename_pattern: pick(self, PolicyField::FilenamePattern, &self.filename_pattern, &o.filename_pattern, &mut locked),
             retention_days: pick(self, PolicyField::RetentionDays, &self.retention_days, &o.retention_days, &mut locked),
-            storage_backends: pick(self, PolicyField::StorageBackends, &self.storage_backends, &o.storage_backends, &mut locked),
+            storage_backends: Vec::new(),
+            storage_backend_ids: pick(self, PolicyField::StorageBackends, &self.storage_backends, &o.storage_backends, &mut locked),
             timestamping: pick(self, PolicyField::Timestamping, &self.timestamping, &o.timestamping, &mut locked),
             job_timeout_seconds: pick(self, PolicyField::JobTimeoutSeconds, &self.job_timeout_seconds, &o.job_timeout_seconds, &mut locked),
+            log_level: self.job_log_level,
         };
         if locked.is_empty() {
             Ok(s)
@@ -176,6 +252,22 @@ mod tests {
         assert_eq!((s.format, s.timestamping), (ArchiveFormat::TarGz, false));
         let keep = SettingsOverrides { retention_days: Some(None), ..Default::default() };
         assert_eq!(p.resolve(&keep).unwrap().retention_days, None);
+    }
+
+    #[test]
+    fn every_field_is_stored_as_it_is_read() {
+        let mut p = PolicyValues::default();
+        p.max_concurrent_jobs = Some(3);
+        p.job_log_level = Some(crate::domain::LogLevel::Warn);
+        p.storage_backends = vec![4, 2];
+        p.retention_days = None;
+        let mut q = PolicyValues::default();
+        for f in PolicyValues::fields() {
+            q.apply(f, p.value(f), f == PolicyField::Format).unwrap();
+        }
+        assert_eq!(q, PolicyValues { locked: vec![PolicyField::Format], ..p });
+        q.apply(PolicyField::Format, json!("ZIP"), false).unwrap();
+        assert!(!q.is_locked(PolicyField::Format), "a stored unlocked row unlocks");
     }
 
     #[test]

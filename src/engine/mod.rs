@@ -11,6 +11,7 @@ pub mod chunks;
 pub mod drivers;
 pub mod package;
 pub mod pipeline;
+pub mod policy;
 pub mod stages;
 pub mod sweeper;
 pub mod tasks;

@@ -85,7 +85,7 @@ impl Engine {
     async fn free_slots(&self) -> anyhow::Result<u64> {
         let active: Vec<String> = JobStatus::iter().filter(|s| s.is_active()).map(|s| s.to_string()).collect();
         let running = archive_job::Entity::find().filter(archive_job::Column::Status.is_in(active)).count(&self.db).await?;
-        Ok((self.settings.max_concurrent_jobs as u64).saturating_sub(running))
+        Ok((self.max_concurrent_jobs().await? as u64).saturating_sub(running))
     }
 
     /// Wakes the oldest queued jobs nobody holds, as many as there are free slots but at most
@@ -209,7 +209,8 @@ impl Engine {
             ..Default::default()
         };
         let note = if job.attempt > 1 { format!("attempt {} starts at {resume_at}", job.attempt) } else { String::new() };
-        let moved = self.jobs.transition_within(job.id, JobStatus::Queued, resume_at, patch, &note, Some(self.settings.max_concurrent_jobs)).await?;
+        let slots = self.max_concurrent_jobs().await?;
+        let moved = self.jobs.transition_within(job.id, JobStatus::Queued, resume_at, patch, &note, Some(slots)).await?;
         Ok(moved.is_some())
     }
 

@@ -20,12 +20,13 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::{
+    domain::switches::Decision,
     entity::{
         activity, archive_file, archive_job, archive_job_transition, archive_task, course, course_category, storage_backend,
         timestamp_token,
     },
     error::{AppError, AppResult},
-    service::{catalog::ArchiveStats, downloads::Signer, Access, Services},
+    service::{catalog::ArchiveStats, downloads::Signer, switches::KindSwitch, Access, Services},
 };
 
 type Cached<L> = DataLoader<L, HashMapCache>;
@@ -39,6 +40,8 @@ pub struct Loaders {
     pub children: Cached<ChildrenLoader>,
     pub archive_stats: Cached<ArchiveStatsLoader>,
     pub archiving_enabled: Cached<ArchivingEnabledLoader>,
+    pub kind_archiving: Cached<KindArchivingLoader>,
+    pub activity_archiving: Cached<ActivityArchivingLoader>,
     pub activity: Cached<ActivityLoader>,
     pub job_tasks: Cached<JobTasksLoader>,
     pub job_files: Cached<JobFilesLoader>,
@@ -70,6 +73,8 @@ impl Loaders {
             children: loader(ChildrenLoader(s(), access.clone())),
             archive_stats: loader(ArchiveStatsLoader(s())),
             archiving_enabled: loader(ArchivingEnabledLoader(s())),
+            kind_archiving: loader(KindArchivingLoader(s())),
+            activity_archiving: loader(ActivityArchivingLoader(s())),
             activity: loader(ActivityLoader(s())),
             job_tasks: loader(JobTasksLoader(s())),
             job_files: loader(JobFilesLoader(s())),
@@ -93,6 +98,8 @@ impl Loaders {
         l.children.enable_all_cache(false);
         l.archive_stats.enable_all_cache(false);
         l.archiving_enabled.enable_all_cache(false);
+        l.kind_archiving.enable_all_cache(false);
+        l.activity_archiving.enable_all_cache(false);
         l.activity.enable_all_cache(false);
         l.job_tasks.enable_all_cache(false);
         l.job_files.enable_all_cache(false);
@@ -111,6 +118,8 @@ impl Loaders {
         self.children.clear::<i64>();
         self.archive_stats.clear::<i64>();
         self.archiving_enabled.clear::<i64>();
+        self.kind_archiving.clear::<i64>();
+        self.activity_archiving.clear::<i64>();
         self.activity.clear::<i64>();
         self.job_tasks.clear::<Uuid>();
         self.job_files.clear::<Uuid>();
@@ -161,21 +170,26 @@ pub async fn preload_categories(ctx: &Context<'_>, look: &Lookahead<'_>, cats: &
     let s = &l.services;
     let ids: Vec<i64> = cats.iter().map(|c| c.id).collect();
     let parents = dedup(cats.iter().filter_map(|c| c.parent_id).collect());
-    let (children, enabled, parents) = tokio::try_join!(
+    let want_switch = ["archivingEnabled", "archivingEnabledSource", "archivingSetting"].iter().any(|f| look.field(f).exists());
+    let (children, enabled, kinds, parents) = tokio::try_join!(
         async {
             match (&l.access, look.field("children").exists()) {
                 (Some(a), true) => s.children_of(a, &ids).await.map(Some),
                 _ => Ok(None),
             }
         },
-        async { if look.field("archivingEnabled").exists() { s.archiving_enabled_of(&ids).await.map(Some) } else { Ok(None) } },
+        async { if want_switch { s.archiving_enabled_of(&ids).await.map(Some) } else { Ok(None) } },
+        async { if look.field("activityKinds").exists() { s.kind_archiving_of(&ids).await.map(Some) } else { Ok(None) } },
         async { if look.field("parent").exists() && !parents.is_empty() { s.categories_related(&parents).await.map(Some) } else { Ok(None) } },
     )?;
     if let Some(children) = children {
         feed(&l.children, ids.iter().copied(), children, Vec::new).await;
     }
     if let Some(enabled) = enabled {
-        feed(&l.archiving_enabled, ids.iter().copied(), enabled, || true).await;
+        feed(&l.archiving_enabled, ids.iter().copied(), enabled, Decision::default).await;
+    }
+    if let Some(kinds) = kinds {
+        feed(&l.kind_archiving, ids.iter().copied(), kinds, Vec::new).await;
     }
     if let Some(parents) = parents {
         l.category.feed_many(parents).await;
@@ -204,8 +218,8 @@ pub async fn preload_courses(ctx: &Context<'_>, look: &Lookahead<'_>, courses: &
             Ok::<_, AppError>(())
         },
         async {
-            if look.field("archivingEnabled").exists() {
-                feed(&l.archiving_enabled, categories.iter().copied(), s.archiving_enabled_of(&categories).await?, || true).await;
+            if look.field("archivingEnabled").exists() || look.field("archivingEnabledSource").exists() {
+                feed(&l.archiving_enabled, categories.iter().copied(), s.archiving_enabled_of(&categories).await?, Decision::default).await;
             }
             Ok(())
         },
@@ -233,6 +247,10 @@ pub async fn preload_activities(ctx: &Context<'_>, look: &Lookahead<'_>, acts: &
     if look.field("archiveState").exists() || look.field("lastArchivedAt").exists() {
         let stats = l.services.archive_stats_of(&ids).await?;
         l.archive_stats.feed_many(stats).await;
+    }
+    if look.field("archivingEnabled").exists() || look.field("archivingEnabledSource").exists() {
+        let decisions = l.services.activity_archiving_for(acts).await?;
+        feed(&l.activity_archiving, ids.iter().copied(), decisions, Decision::default).await;
     }
     if look.field("course").exists() {
         match courses {
@@ -382,13 +400,33 @@ impl Loader<i64> for ArchiveStatsLoader {
     }
 }
 
-/// Effective "archiving enabled" of categories, inheritance applied.
+/// Effective "archiving enabled" of categories as a whole, inheritance applied.
 pub struct ArchivingEnabledLoader(Services);
 impl Loader<i64> for ArchivingEnabledLoader {
-    type Value = bool;
+    type Value = Decision;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[i64]) -> LoadResult<Self::Value> {
         self.0.archiving_enabled_of(keys).await.map_err(gql)
+    }
+}
+
+/// The activity kind switches of categories.
+pub struct KindArchivingLoader(Services);
+impl Loader<i64> for KindArchivingLoader {
+    type Value = Vec<KindSwitch>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[i64]) -> LoadResult<Self::Value> {
+        self.0.kind_archiving_of(keys).await.map_err(gql)
+    }
+}
+
+/// Whether each activity may be archived: the rule job creation applies.
+pub struct ActivityArchivingLoader(Services);
+impl Loader<i64> for ActivityArchivingLoader {
+    type Value = Decision;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[i64]) -> LoadResult<Self::Value> {
+        self.0.activity_archiving_of(keys).await.map_err(gql)
     }
 }
 

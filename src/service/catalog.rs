@@ -97,30 +97,6 @@ pub async fn categories_by_id(db: &DatabaseConnection, ids: &[i64]) -> AppResult
     Ok(rows.into_iter().map(|m| (m.id, m)).collect())
 }
 
-/// Whether archiving is enabled for each category: its own setting, else its nearest ancestor's,
-/// else on.
-pub async fn archiving_enabled(db: &DatabaseConnection, cats: &[course_category::Model]) -> AppResult<HashMap<i64, bool>> {
-    use crate::entity::category_policy;
-    let ancestors: Vec<i64> = cats
-        .iter()
-        .flat_map(|c| c.path.split('/').filter_map(|s| s.parse::<i64>().ok()))
-        .collect();
-    let settings: HashMap<i64, bool> = category_policy::Entity::find()
-        .filter(category_policy::Column::CategoryId.is_in(ancestors))
-        .all(db)
-        .await?
-        .into_iter()
-        .filter_map(|p| p.archiving_enabled.map(|e| (p.category_id, e)))
-        .collect();
-    Ok(cats
-        .iter()
-        .map(|c| {
-            let nearest = c.path.split('/').filter_map(|s| s.parse::<i64>().ok()).rev().find_map(|id| settings.get(&id).copied());
-            (c.id, nearest.unwrap_or(true))
-        })
-        .collect())
-}
-
 // ---------- courses ----------
 
 #[derive(Debug, Clone, Default)]

@@ -11,12 +11,14 @@ use uuid::Uuid;
 use super::{
     catalog,
     pagination::{paginate, Key, Ordering},
-    policy, Access, Page, PageArgs,
+    policy, switches, Access, Page, PageArgs,
 };
 use crate::{
     auth::{Capability, Scope},
     domain::{
-        filename::FilenamePattern, ActivityKind, JobOrigin, JobSettings, JobStatus, LogLevel, PolicyField, SettingsOverrides, TaskStatus,
+        filename::FilenamePattern,
+        policy::{MAX_JOB_TIMEOUT_SECONDS, MAX_RETENTION_DAYS},
+        ActivityKind, JobOrigin, JobSettings, JobStatus, LogLevel, SettingsOverrides, TaskStatus,
     },
     engine::{drivers, Engine},
     entity::{activity, archive_file, archive_job, archive_job_transition, archive_task, course, job_event, job_log, storage_backend, timestamp_token},
@@ -73,10 +75,13 @@ pub async fn create(engine: &Engine, access: &Access, input: CreateJob) -> AppRe
         .await?
         .ok_or(AppError::Forbidden)?;
     let mut errors = Vec::new();
-    let category = catalog::categories_by_id(db, &[course.category_id]).await?;
-    let enabled = catalog::archiving_enabled(db, &category.into_values().collect::<Vec<_>>()).await?;
-    if !enabled.get(&course.category_id).copied().unwrap_or(true) {
-        errors.push(user_error(&["activityIds"], UserErrorCode::ArchivingDisabled, format!("archiving is disabled for the category of {}", course.short_name)));
+    let decisions = switches::activities(db, &activities).await?;
+    for (i, a) in activities.iter().enumerate() {
+        let d = decisions.get(&a.id).copied().unwrap_or_default();
+        if !d.enabled {
+            let by = switches::describe(db, &d).await?;
+            errors.push(UserError { field: vec!["activityIds".into(), i.to_string()], code: UserErrorCode::ArchivingDisabled, message: format!("{}: archiving is switched off {by}", a.name) });
+        }
     }
     let now = Utc::now();
     for (i, a) in activities.iter().enumerate() {
@@ -88,22 +93,17 @@ pub async fn create(engine: &Engine, access: &Access, input: CreateJob) -> AppRe
     }
 
     // Settings: the policy's, overridden where asked and allowed.
-    let policy = policy::load(db).await?;
+    let mut policy = policy::load(db).await?;
+    if policy.storage_backends.is_empty() {
+        // Named, so that a caller naming the default backend asks for what the policy gives.
+        let default = storage_backend::Entity::find().filter(storage_backend::Column::IsDefault.eq(true)).filter(storage_backend::Column::Enabled.eq(true)).one(db).await?;
+        let default = default.ok_or_else(|| AppError::internal("no enabled default storage backend"))?;
+        policy.storage_backends = vec![default.id];
+    }
     let mut overrides = input.overrides.clone();
     if let Some(bids) = &input.storage_backend_ids {
-        let rows = storage_backend::Entity::find().filter(storage_backend::Column::Id.is_in(bids.clone())).all(db).await?;
-        let mut names = Vec::new();
-        for (i, id) in bids.iter().enumerate() {
-            match rows.iter().find(|b| b.id == *id) {
-                Some(b) if b.enabled => names.push(b.name.clone()),
-                Some(b) => errors.push(UserError { field: vec!["storageBackendIds".into(), i.to_string()], code: UserErrorCode::Invalid, message: format!("storage backend {} is disabled", b.name) }),
-                None => errors.push(UserError { field: vec!["storageBackendIds".into(), i.to_string()], code: UserErrorCode::NotFound, message: "no such storage backend".into() }),
-            }
-        }
-        if bids.is_empty() {
-            errors.push(user_error(&["storageBackendIds"], UserErrorCode::Empty, "name at least one storage backend, or leave the field out"));
-        }
-        overrides.storage_backends = Some(names);
+        errors.extend(check_backends(db, bids, &["storageBackendIds"]).await?);
+        overrides.storage_backends = Some(bids.clone());
     }
     if let Some(p) = &overrides.filename_pattern {
         if let Err(e) = FilenamePattern::parse(p) {
@@ -111,15 +111,20 @@ pub async fn create(engine: &Engine, access: &Access, input: CreateJob) -> AppRe
         }
     }
     if let Some(t) = overrides.job_timeout_seconds {
-        if t == 0 {
-            errors.push(user_error(&["jobTimeoutSeconds"], UserErrorCode::Invalid, "must be at least 1"));
+        if t == 0 || t > MAX_JOB_TIMEOUT_SECONDS {
+            errors.push(user_error(&["jobTimeoutSeconds"], UserErrorCode::Invalid, format!("must be from 1 to {MAX_JOB_TIMEOUT_SECONDS}")));
+        }
+    }
+    if let Some(Some(d)) = overrides.retention_days {
+        if d == 0 || d > MAX_RETENTION_DAYS {
+            errors.push(user_error(&["retentionDays"], UserErrorCode::Invalid, format!("must be from 1 to {MAX_RETENTION_DAYS}, or keep forever")));
         }
     }
     let mut settings: JobSettings = match policy.resolve(&overrides) {
         Ok(s) => s,
         Err(locked) => {
             for f in locked {
-                errors.push(user_error(&[field_name(f)], UserErrorCode::PolicyLocked, format!("the policy locks {}", field_name(f))));
+                errors.push(user_error(&[f.api_name()], UserErrorCode::PolicyLocked, format!("the policy locks {}", f.api_name())));
             }
             return Ok(Err(errors));
         }
@@ -127,11 +132,17 @@ pub async fn create(engine: &Engine, access: &Access, input: CreateJob) -> AppRe
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
-    if settings.storage_backends.is_empty() {
-        let default = storage_backend::Entity::find().filter(storage_backend::Column::IsDefault.eq(true)).filter(storage_backend::Column::Enabled.eq(true)).one(db).await?;
-        let default = default.ok_or_else(|| AppError::internal("no enabled default storage backend"))?;
-        settings.storage_backends = vec![default.name];
+    let rows = storage_backend::Entity::find().filter(storage_backend::Column::Id.is_in(settings.storage_backend_ids.clone())).all(db).await?;
+    for id in &settings.storage_backend_ids {
+        match rows.iter().find(|b| b.id == *id) {
+            Some(b) => settings.storage_backends.push(b.name.clone()),
+            None => errors.push(user_error(&["storageBackendIds"], UserErrorCode::NotFound, format!("the policy names storage backend {id}, which no longer exists"))),
+        }
     }
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    settings.log_level = Some(settings.log_level.unwrap_or(engine.settings.job_log_level));
 
     // One transaction, so one commit on SQLite's single writer: the job, its tasks, its creation
     // log line and event, its move to QUEUED and its queue message.
@@ -197,18 +208,25 @@ pub async fn create(engine: &Engine, access: &Access, input: CreateJob) -> AppRe
     Ok(Ok(queued))
 }
 
-fn field_name(f: PolicyField) -> &'static str {
-    match f {
-        PolicyField::Format => "format",
-        PolicyField::FilenamePattern => "filenamePattern",
-        PolicyField::RetentionDays => "retentionDays",
-        PolicyField::StorageBackends => "storageBackendIds",
-        PolicyField::Timestamping => "timestamping",
-        PolicyField::JobTimeoutSeconds => "jobTimeoutSeconds",
-        // Not job settings: a job cannot ask for them, so no lock on them is ever in its way.
-        PolicyField::AutoDelete => "autoDelete",
-        PolicyField::DeletionApproval => "deletionApproval",
+/// Errors for storage backend ids that are unknown, disabled or repeated (`field` is the list's
+/// path; each error names the position).
+pub(super) async fn check_backends<C: sea_orm::ConnectionTrait>(db: &C, ids: &[i64], field: &[&str]) -> AppResult<Vec<UserError>> {
+    let rows = storage_backend::Entity::find().filter(storage_backend::Column::Id.is_in(ids.to_vec())).all(db).await?;
+    let mut errors = Vec::new();
+    let at = |i: usize| field.iter().map(|s| s.to_string()).chain([i.to_string()]).collect::<Vec<_>>();
+    let mut seen = HashSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        match rows.iter().find(|b| b.id == *id) {
+            _ if !seen.insert(*id) => errors.push(UserError { field: at(i), code: UserErrorCode::Invalid, message: "named twice: each backend holds one copy".into() }),
+            Some(b) if b.enabled => {}
+            Some(b) => errors.push(UserError { field: at(i), code: UserErrorCode::Invalid, message: format!("storage backend {} is disabled", b.name) }),
+            None => errors.push(UserError { field: at(i), code: UserErrorCode::NotFound, message: "no such storage backend".into() }),
+        }
     }
+    if ids.is_empty() {
+        errors.push(UserError { field: field.iter().map(|s| s.to_string()).collect(), code: UserErrorCode::Empty, message: "name at least one storage backend, or leave the field out".into() });
+    }
+    Ok(errors)
 }
 
 /// A job the caller may see; NOT_FOUND otherwise.

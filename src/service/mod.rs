@@ -11,6 +11,7 @@ pub mod policy;
 pub mod services;
 pub mod storage_backends;
 pub mod subscriptions;
+pub mod switches;
 pub mod sync;
 
 pub use access::Access;

@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use super::{audit, catalog, downloads, jobs, overview, policy, storage_backends, Access, Page, PageArgs};
+use super::{audit, catalog, downloads, jobs, overview, policy, storage_backends, switches, Access, Page, PageArgs};
 use crate::{
-    domain::PolicyValues,
+    domain::{switches::Decision, PolicyValues},
     engine::Engine,
     entity::{
         activity, archive_file, archive_job, audit_log, archive_job_transition, archive_task, course, course_category, job_log,
@@ -89,10 +89,28 @@ impl Services {
         catalog::categories_by_id(self.db(), ids).await
     }
 
-    /// Whether archiving is enabled in each category (inheritance applied), by category id.
-    pub async fn archiving_enabled_of(&self, category_ids: &[i64]) -> AppResult<HashMap<i64, bool>> {
+    /// Whether archiving is enabled in each category as a whole (inheritance applied), and which
+    /// switch decided, by category id.
+    pub async fn archiving_enabled_of(&self, category_ids: &[i64]) -> AppResult<HashMap<i64, Decision>> {
         let cats: Vec<_> = catalog::categories_by_id(self.db(), category_ids).await?.into_values().collect();
-        catalog::archiving_enabled(self.db(), &cats).await
+        switches::categories(self.db(), &cats).await
+    }
+
+    /// The activity kind switches of each category.
+    pub async fn kind_archiving_of(&self, category_ids: &[i64]) -> AppResult<HashMap<i64, Vec<switches::KindSwitch>>> {
+        let cats: Vec<_> = catalog::categories_by_id(self.db(), category_ids).await?.into_values().collect();
+        switches::kinds_in(self.db(), &cats).await
+    }
+
+    /// Whether each activity may be archived (the rule job creation applies), by activity id.
+    pub async fn activity_archiving_of(&self, activity_ids: &[i64]) -> AppResult<HashMap<i64, Decision>> {
+        let acts: Vec<_> = catalog::activities_by_id(self.db(), activity_ids).await?.into_values().collect();
+        switches::activities(self.db(), &acts).await
+    }
+
+    /// As `activity_archiving_of`, for activities already loaded.
+    pub async fn activity_archiving_for(&self, acts: &[activity::Model]) -> AppResult<HashMap<i64, Decision>> {
+        switches::activities(self.db(), acts).await
     }
 
     pub async fn courses_related(&self, ids: &[i64]) -> AppResult<HashMap<i64, course::Model>> {
@@ -188,6 +206,38 @@ impl Services {
 
     pub async fn policy(&self, access: &Access) -> AppResult<PolicyValues> {
         policy::get(self.db(), access).await
+    }
+
+    /// What applies where the policy leaves a value to the server's configuration: max
+    /// concurrent jobs and the job log level.
+    pub fn server_policy_defaults(&self) -> (u32, LogLevel) {
+        (self.engine.settings.max_concurrent_jobs, self.engine.settings.job_log_level)
+    }
+
+    pub async fn update_policy(&self, access: &Access, update: policy::PolicyUpdate) -> AppResult<jobs::Outcome<PolicyValues>> {
+        policy::update(self.db(), access, self.now(), update).await
+    }
+
+    /// The global activity kind switches (needs `view`).
+    pub async fn global_kind_archiving(&self, access: &Access) -> AppResult<Vec<switches::KindSwitch>> {
+        access.require(crate::auth::Capability::View)?;
+        switches::global_kinds(self.db()).await
+    }
+
+    /// Sets a category's archiving switch (`None`: inherit); `global_id` names it in the audit log.
+    pub async fn set_category_archiving(&self, access: &Access, category_id: i64, global_id: &str, enabled: Option<bool>) -> AppResult<course_category::Model> {
+        switches::set_category(self.db(), access, self.now(), category_id, global_id, enabled).await
+    }
+
+    /// Sets an activity kind's switch in a category, or globally with `None` for the category.
+    pub async fn set_kind_archiving(
+        &self,
+        access: &Access,
+        category: Option<(i64, &str)>,
+        kind: crate::domain::ActivityKind,
+        enabled: Option<bool>,
+    ) -> AppResult<Option<course_category::Model>> {
+        switches::set_kind(self.db(), access, self.now(), category, kind, enabled).await
     }
 
     pub async fn storage_backends(&self, access: &Access, args: &PageArgs) -> AppResult<Page<storage_backend::Model>> {

@@ -224,8 +224,9 @@ pub async fn update(
         if name_taken(db, &name).await? {
             return Ok(Err(invalid("name", UserErrorCode::Invalid, format!("a storage backend named {name} exists"))));
         }
-        // Policies and jobs name backends: a rename under them would leave them pointing at nothing.
-        if let Some(why) = named_by_policy_or_jobs(db, &b.name).await? {
+        // Unfinished jobs hold backends by name: a rename under them would leave them pointing at
+        // nothing. The policy holds ids, so it follows a rename.
+        if let Some(why) = in_use(db, &b, false).await? {
             return Ok(Err(invalid("name", UserErrorCode::InvalidState, format!("cannot rename {}: {why}", b.name))));
         }
         note("name", json!(b.name), json!(name));
@@ -308,7 +309,7 @@ pub async fn delete(db: &DatabaseConnection, access: &Access, now: DateTime<Utc>
     if live_files > 0 {
         return Ok(Err(invalid("id", UserErrorCode::FilesExist, format!("{} holds {live_files} archive file(s): delete them first", b.name))));
     }
-    if let Some(why) = named_by_policy_or_jobs(db, &b.name).await? {
+    if let Some(why) = in_use(db, &b, true).await? {
         return Ok(Err(invalid("id", UserErrorCode::InvalidState, format!("cannot delete {}: {why}", b.name))));
     }
     let kept: serde_json::Map<String, serde_json::Value> = b
@@ -328,13 +329,15 @@ pub async fn delete(db: &DatabaseConnection, access: &Access, now: DateTime<Utc>
     Ok(Ok(m))
 }
 
-/// Why a backend's name must stay: the policy names it, or unfinished jobs store to it (their
-/// settings hold the name). Finished jobs do not count: a failed job retried after the backend
-/// was renamed or deleted fails with "does not exist".
-async fn named_by_policy_or_jobs(db: &DatabaseConnection, name: &str) -> AppResult<Option<String>> {
-    if super::policy::load(db).await?.storage_backends.iter().any(|n| n == name) {
-        return Ok(Some("the archiving policy names it (change the policy first)".into()));
+/// Why a backend must stay as it is: the policy stores to it (it holds backend ids; asked only
+/// with `policy`), or unfinished jobs store to it (their settings hold the name). Finished jobs
+/// do not count: a failed job retried after the backend was renamed or deleted fails with
+/// "does not exist".
+async fn in_use(db: &DatabaseConnection, b: &storage_backend::Model, policy: bool) -> AppResult<Option<String>> {
+    if policy && super::policy::load(db).await?.storage_backends.contains(&b.id) {
+        return Ok(Some("the archiving policy stores to it (change the policy first)".into()));
     }
+    let name = b.name.as_str();
     let finished: Vec<String> = JobStatus::iter().filter(|s| s.is_final()).map(|s| s.to_string()).collect();
     let unfinished = archive_job::Entity::find().filter(archive_job::Column::Status.is_not_in(finished)).all(db).await?;
     let using = unfinished

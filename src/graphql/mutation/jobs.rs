@@ -1,5 +1,5 @@
 //! Mutations of archive jobs: create, cancel, retry, delete.
-use async_graphql::{Context, InputObject, Json, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
 
 use crate::graphql::{
     context::ContextExt,

@@ -1,7 +1,7 @@
 use async_graphql::{Context, Object, Result, ID};
 use chrono::Utc;
 
-use super::{enums, Course};
+use super::{enums, ArchivingSwitchSource, Course};
 use crate::{
     domain,
     entity::activity,
@@ -57,6 +57,15 @@ impl Activity {
     async fn archive_state(&self, ctx: &Context<'_>) -> Result<enums::ActivityArchiveState> {
         let s = ctx.loaders().archive_stats.load_one(self.model.id).await?;
         Ok(s.map_or(domain::ActivityArchiveState::NeverArchived, |s| s.state).into())
+    }
+    /// Whether a job may archive this activity now: its category's switch and its kind's
+    /// switches (in the category, inherited, or global) must all be on.
+    async fn archiving_enabled(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(ctx.loaders().activity_archiving.load_one(self.model.id).await?.unwrap_or_default().enabled)
+    }
+    /// Which switch decided `archivingEnabled` (one that is off, when any is).
+    async fn archiving_enabled_source(&self, ctx: &Context<'_>) -> Result<ArchivingSwitchSource> {
+        Ok(ArchivingSwitchSource(ctx.loaders().activity_archiving.load_one(self.model.id).await?.unwrap_or_default()))
     }
     /// When the last finished archive of this activity was made.
     async fn last_archived_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {

@@ -1,7 +1,8 @@
 use async_graphql::{Context, Object, Result, ID};
 
-use super::{connection, Conn};
+use super::{connection, ActivityKindArchiving, ArchivingSwitchSource, Conn};
 use crate::{
+    domain::switches::{Decision, SwitchOrigin},
     entity::course_category,
     graphql::{context::ContextExt, ids},
     service::Page,
@@ -53,8 +54,29 @@ impl CourseCategory {
         let rows = ctx.loaders().children.load_one(self.model.id).await?.unwrap_or_default();
         Ok(connection(Page::from_vec(rows, &args)?, CourseCategory::new)?)
     }
-    /// Whether archiving is enabled here: this category's own setting, else the nearest ancestor's, else on.
+    /// Whether archiving is enabled here as a whole: this category's own switch, else the
+    /// nearest ancestor's, else on. Activity kinds can be switched off besides (`activityKinds`).
     async fn archiving_enabled(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(ctx.loaders().archiving_enabled.load_one(self.model.id).await?.unwrap_or(true))
+        Ok(self.switch(ctx).await?.enabled)
+    }
+    /// Which switch decided `archivingEnabled`.
+    async fn archiving_enabled_source(&self, ctx: &Context<'_>) -> Result<ArchivingSwitchSource> {
+        Ok(ArchivingSwitchSource(self.switch(ctx).await?))
+    }
+    /// This category's own switch; `null`: inherited (what `setCategoryArchiving` sets).
+    async fn archiving_setting(&self, ctx: &Context<'_>) -> Result<Option<bool>> {
+        let d = self.switch(ctx).await?;
+        Ok((d.origin == SwitchOrigin::Category).then_some(d.enabled))
+    }
+    /// Each activity kind's switch here (set here, inherited, or global).
+    async fn activity_kinds(&self, ctx: &Context<'_>) -> Result<Vec<ActivityKindArchiving>> {
+        let kinds = ctx.loaders().kind_archiving.load_one(self.model.id).await?.unwrap_or_default();
+        Ok(kinds.into_iter().map(ActivityKindArchiving).collect())
+    }
+}
+
+impl CourseCategory {
+    async fn switch(&self, ctx: &Context<'_>) -> Result<Decision> {
+        Ok(ctx.loaders().archiving_enabled.load_one(self.model.id).await?.unwrap_or_default())
     }
 }

@@ -1,6 +1,6 @@
 use async_graphql::{Context, Object, Result, ID};
 
-use super::{connection, enums, Activity, Conn, CourseCategory};
+use super::{connection, enums, Activity, ArchivingSwitchSource, Conn, CourseCategory};
 use crate::{
     entity::course,
     error::AppError,
@@ -49,9 +49,14 @@ impl Course {
         let m = ctx.loaders().category.load_one(self.model.category_id).await?;
         m.map(CourseCategory::new).ok_or_else(|| AppError::internal("course without category").into())
     }
-    /// Whether archiving is enabled for this course (its category's setting, inherited).
+    /// Whether archiving is enabled for this course as a whole (its category's switch,
+    /// inherited). Activity kinds can be switched off besides (`Activity.archivingEnabled`).
     async fn archiving_enabled(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(ctx.loaders().archiving_enabled.load_one(self.model.category_id).await?.unwrap_or(true))
+        Ok(ctx.loaders().archiving_enabled.load_one(self.model.category_id).await?.unwrap_or_default().enabled)
+    }
+    /// Which switch decided `archivingEnabled`: CATEGORY is the course's own category.
+    async fn archiving_enabled_source(&self, ctx: &Context<'_>) -> Result<ArchivingSwitchSource> {
+        Ok(ArchivingSwitchSource(ctx.loaders().archiving_enabled.load_one(self.model.category_id).await?.unwrap_or_default()))
     }
     /// The course's archivable activities.
     #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]

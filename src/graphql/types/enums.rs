@@ -131,6 +131,8 @@ pub enum PolicyField {
     JobTimeoutSeconds,
     AutoDelete,
     DeletionApproval,
+    MaxConcurrentJobs,
+    JobLogLevel,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]

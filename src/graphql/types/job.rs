@@ -40,6 +40,9 @@ pub struct JobSettingsView {
     storage_backends: Vec<String>,
     timestamping: bool,
     job_timeout_seconds: u32,
+    /// Log entries of the job below this level are not stored; `null` for jobs created before
+    /// the level was kept per job (they follow the server setting).
+    log_level: Option<enums::LogLevel>,
 }
 
 #[Object]
@@ -70,6 +73,7 @@ impl ArchiveJob {
             storage_backends: s.storage_backends,
             timestamping: s.timestamping,
             job_timeout_seconds: s.job_timeout_seconds,
+            log_level: s.log_level.map(Into::into),
         })
     }
     async fn course(&self, ctx: &Context<'_>) -> Result<Course> {

@@ -1,7 +1,11 @@
-use async_graphql::{Context, Object, Result};
+use async_graphql::{Context, Enum, Object, Result};
 
-use super::{enums, StorageBackend};
-use crate::{domain::PolicyValues, graphql::context::ContextExt};
+use super::{enums, CourseCategory, StorageBackend};
+use crate::{
+    domain::{self, switches::Decision, PolicyValues},
+    graphql::context::ContextExt,
+    service::switches::KindSwitch,
+};
 
 /// The global archiving defaults. A locked field cannot be overridden when a job is created.
 pub struct Policy {
@@ -37,13 +41,94 @@ impl Policy {
     async fn deletion_approval(&self) -> bool {
         self.values.deletion_approval
     }
-    /// Where packages are stored; empty: the default backend.
+    /// Where packages are stored, one copy on each; empty: the default backend.
     async fn storage_backends(&self, ctx: &Context<'_>) -> Result<Vec<StorageBackend>> {
-        let rows = ctx.services().storage_backends_named(ctx.access()?, &self.values.storage_backends).await?;
-        Ok(rows.into_iter().map(StorageBackend::new).collect())
+        let rows = ctx.services().storage_backends_visible(ctx.access()?, &self.values.storage_backends).await?;
+        Ok(self.values.storage_backends.iter().filter_map(|id| rows.iter().find(|b| b.id == *id).cloned()).map(StorageBackend::new).collect())
+    }
+    /// Archive jobs active at once across all processes (the rest wait in QUEUED): the policy's
+    /// value, else the server setting `max_concurrent_jobs`.
+    async fn max_concurrent_jobs(&self, ctx: &Context<'_>) -> u32 {
+        self.values.max_concurrent_jobs.unwrap_or(ctx.services().server_policy_defaults().0)
+    }
+    /// Whether `maxConcurrentJobs` is the policy's own (else the server setting's).
+    async fn max_concurrent_jobs_set(&self) -> bool {
+        self.values.max_concurrent_jobs.is_some()
+    }
+    /// Job log entries below this level are not stored (for jobs created from now on): the
+    /// policy's level, else the server setting `job_log_level`.
+    async fn job_log_level(&self, ctx: &Context<'_>) -> enums::LogLevel {
+        self.values.job_log_level.unwrap_or(ctx.services().server_policy_defaults().1).into()
+    }
+    /// Whether `jobLogLevel` is the policy's own (else the server setting's).
+    async fn job_log_level_set(&self) -> bool {
+        self.values.job_log_level.is_some()
     }
     /// The fields a job cannot override.
     async fn locked(&self) -> Vec<enums::PolicyField> {
         self.values.locked.iter().map(|f| (*f).into()).collect()
+    }
+    /// The global switch of each activity kind; a category's switch overrides it below the category.
+    async fn activity_kinds(&self, ctx: &Context<'_>) -> Result<Vec<ActivityKindArchiving>> {
+        Ok(ctx.services().global_kind_archiving(ctx.access()?).await?.into_iter().map(ActivityKindArchiving).collect())
+    }
+}
+
+/// What decided whether archiving is on.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::switches::SwitchOrigin")]
+pub enum ArchivingSwitchOrigin {
+    /// No switch is set anywhere above: archiving is on.
+    Default,
+    /// The global switch of the activity kind (`Policy.activityKinds`).
+    Global,
+    /// The switch of the object's own category (for a category: its own).
+    Category,
+    /// The switch of an ancestor of the object's category.
+    Inherited,
+}
+
+/// The switch that decided `archivingEnabled`.
+pub struct ArchivingSwitchSource(pub Decision);
+
+#[Object]
+impl ArchivingSwitchSource {
+    async fn origin(&self) -> ArchivingSwitchOrigin {
+        self.0.origin.into()
+    }
+    /// The category whose switch decided (with CATEGORY and INHERITED).
+    async fn category(&self, ctx: &Context<'_>) -> Result<Option<CourseCategory>> {
+        match self.0.category_id {
+            // An ancestor of something the caller sees: visible by construction.
+            Some(id) => Ok(ctx.loaders().category.load_one(id).await?.map(CourseCategory::new)),
+            None => Ok(None),
+        }
+    }
+    /// Set when an activity kind's switch decided; `null` when the category's switch for
+    /// everything did (or none did).
+    async fn activity_kind(&self) -> Option<enums::ActivityKind> {
+        self.0.kind.map(Into::into)
+    }
+}
+
+/// One activity kind's switch somewhere (a category, or globally).
+pub struct ActivityKindArchiving(pub KindSwitch);
+
+#[Object]
+impl ActivityKindArchiving {
+    async fn kind(&self) -> enums::ActivityKind {
+        self.0.kind.into()
+    }
+    /// Whether activities of this kind are archived here, by the kind switches alone (a category
+    /// switched off as a whole archives no kind: see `archivingEnabled` of the category).
+    async fn enabled(&self) -> bool {
+        self.0.decision.enabled
+    }
+    /// The switch set right here; `null`: inherited.
+    async fn setting(&self) -> Option<bool> {
+        self.0.setting
+    }
+    async fn source(&self) -> ArchivingSwitchSource {
+        ArchivingSwitchSource(self.0.decision)
     }
 }
