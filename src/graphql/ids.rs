@@ -17,7 +17,7 @@ pub enum NodeType {
 }
 
 pub fn encode(t: NodeType, key: impl std::fmt::Display) -> ID {
-    ID(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{key}", t.as_ref())))
+    ID(crate::domain::global_id::encode(t.as_ref(), key))
 }
 
 /// Splits a global id into its type and key. A malformed id is bad input.

@@ -9,8 +9,8 @@
 //! the row under the lock; on SQLite there is only one process (a lock file sees to it). The
 //! tasks themselves are idempotent: a run that dies half-way is simply run again.
 //!
-//! Tasks: the engine's `sweeper` (liveness of jobs, tasks, chunks and stored files) and the
-//! pruning of the event log. Later capabilities (retention, fixity, storage health, schedules,
+//! Tasks: the engine's `sweeper` (liveness of jobs, tasks, chunks and stored files), the
+//! pruning of the event log and the `retention` sweep (`service::retention`). Later capabilities (retention, fixity, storage health, schedules,
 //! LMS sync) register here instead of running loops of their own.
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -57,6 +57,9 @@ pub fn tasks(engine: &Engine) -> Vec<PeriodicTask> {
     vec![
         PeriodicTask::new("sweeper", crate::engine::sweeper::INTERVAL, |e: Engine| async move { e.sweep().await }),
         PeriodicTask::new("event-log-pruning", Duration::from_secs(3600), move |e: Engine| async move { prune_events(&e.db, retention).await }),
+        PeriodicTask::new(crate::service::retention::TASK, Duration::from_secs(engine.settings.retention_interval_seconds), |e: Engine| async move {
+            crate::service::retention::sweep(&e).await.map(|_| ())
+        }),
     ]
 }
 

@@ -2,10 +2,11 @@
 //! file of their own. Each mutation takes one `input` and returns a payload with `userErrors` for
 //! what the caller can fix; authentication, permission and not-found failures are top-level errors.
 mod jobs;
+mod retention;
 mod storage;
 
 use async_graphql::MergedObject;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(jobs::JobMutations, storage::StorageMutations);
+pub struct MutationRoot(jobs::JobMutations, storage::StorageMutations, retention::RetentionMutations);
