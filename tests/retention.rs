@@ -109,7 +109,8 @@ async fn files_retention_ends_exactly_at_retention_until(app: TestApp) {
     let rows = rows(&app, &j).await;
     assert_eq!(rows.len(), 1);
     let f = &rows[0];
-    assert_eq!(f.retention_until, Some(f.retention_until.unwrap()), "set at STORE");
+    let created = archiving_manager::entity::archive_job::Entity::find_by_id(f.job_id).one(&app.state.db).await.unwrap().unwrap().created_at;
+    assert_eq!(f.retention_until, Some(created + chrono::Duration::days(30)), "set at STORE from the job's retentionDays");
     add_timestamp(&app, f.id).await;
     let until = f.retention_until.unwrap();
 

@@ -377,7 +377,11 @@ pub struct SweepReport {
 pub async fn sweep(engine: &Engine) -> anyhow::Result<SweepReport> {
     let db = &engine.db;
     let now = engine.clock.now();
-    let policy = policy::load(db).await?;
+    let policy = match policy::load(db).await {
+        Ok(p) => p,
+        Err(AppError::Internal(e)) => return Err(e.context("loading the policy")),
+        Err(other) => anyhow::bail!("loading the policy: {:?}", other.code()),
+    };
     let action = ExpiryAction::of(&policy);
     let mut report = SweepReport::default();
     if action == ExpiryAction::Keep {
@@ -403,22 +407,20 @@ pub async fn sweep(engine: &Engine) -> anyhow::Result<SweepReport> {
         let batch = q.order_by_asc(archive_file::Column::Id).limit(BATCH).all(db).await?;
         let Some(last) = batch.last() else { break };
         after = last.id;
-        match action {
-            ExpiryAction::Delete => {
-                let d = Deletion::by_server(actor.clone(), TASK, DeletionReason::RetentionExpired, now);
-                for f in &batch {
-                    match files::delete(&engine.jobs, f, &d).await {
-                        Ok(Deleted::Now(_)) => report.deleted += 1,
-                        Ok(_) => {}
-                        Err(e) => {
-                            report.failed += 1;
-                            tracing::warn!(file = f.id, job = %f.job_id, error = %e, "retention: could not delete an expired file; the next run tries again");
-                        }
+        if action == ExpiryAction::AskForApproval {
+            report.pending += mark_pending(engine, &actor, &batch, now).await?;
+        } else {
+            let d = Deletion::by_server(actor.clone(), TASK, DeletionReason::RetentionExpired, now);
+            for f in &batch {
+                match files::delete(&engine.jobs, f, &d).await {
+                    Ok(Deleted::Now(_)) => report.deleted += 1,
+                    Ok(_) => {}
+                    Err(e) => {
+                        report.failed += 1;
+                        tracing::warn!(file = f.id, job = %f.job_id, error = %e, "retention: could not delete an expired file; the next run tries again");
                     }
                 }
             }
-            ExpiryAction::AskForApproval => report.pending += mark_pending(engine, &actor, &batch, now).await?,
-            ExpiryAction::Keep => unreachable!("returned above"),
         }
     }
     if report != SweepReport::default() {
@@ -447,4 +449,92 @@ async fn mark_pending(engine: &Engine, actor: &Actor, batch: &[archive_file::Mod
     }
     txn.commit().await?;
     Ok(n)
+}
+
+/// The sweep and the deletion path without GraphQL, on a fresh SQLite database.
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use sea_orm::{ActiveModelTrait, Set};
+
+    use super::*;
+    use crate::{app::AppState, config::Settings, entity::audit_log, storage::files::Deleted};
+
+    async fn start() -> (AppState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::default();
+        settings.data_dir = dir.path().to_path_buf();
+        settings.database_url = Some(format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()));
+        settings.jwt_secret = Some("unit-test-secret-0123456789-0123456789".to_string().into());
+        (AppState::init(settings).await.unwrap(), dir)
+    }
+
+    /// A completed job with one stored file (object in the default backend) per retention date.
+    async fn job_with_files(state: &AppState, dir: &std::path::Path, until: &[DateTime<Utc>]) -> (archive_job::Model, Vec<archive_file::Model>) {
+        let db = &state.db;
+        let course = crate::entity::course::Entity::find().one(db).await.unwrap().unwrap();
+        let backend = crate::entity::storage_backend::Entity::find().one(db).await.unwrap().unwrap();
+        let driver = files::driver(&backend).unwrap();
+        let job = crate::fixtures::completed_job(course.id, Utc::now()).insert(db).await.unwrap();
+        let mut out = Vec::new();
+        for (i, u) in until.iter().enumerate() {
+            let src = dir.join(format!("p{i}"));
+            std::fs::write(&src, format!("package {i}")).unwrap();
+            let sha = crate::storage::sha256_hex(format!("package {i}").as_bytes());
+            let key = format!("t/{}/{i}.zip", job.id);
+            driver.put_file(&key, &src, &sha).await.unwrap();
+            let mut am = crate::fixtures::stored_file(job.id, backend.id, key, format!("{i}.zip"), 9, Utc::now());
+            am.retention_until = Set(Some(*u));
+            out.push(am.insert(db).await.unwrap());
+        }
+        (job, out)
+    }
+
+    async fn exists(state: &AppState, f: &archive_file::Model) -> bool {
+        let (_, d) = files::backend(&state.db, f.storage_backend_id).await.unwrap();
+        d.size(&f.storage_key).await.unwrap().is_some()
+    }
+
+    #[tokio::test]
+    async fn the_sweep_deletes_only_expired_unheld_files_and_closes_the_job_with_the_last() {
+        let (state, dir) = start().await;
+        let e = &state.engine;
+        let now = Utc::now() + Duration::days(10);
+        e.clock.set(now);
+        let (job, fs) = job_with_files(&state, dir.path(), &[now - Duration::days(1), now, now + Duration::seconds(1)]).await;
+        // The expired one at `now` is held: only the first goes.
+        archive_file::Entity::update_many().col_expr(archive_file::Column::LegalHold, Expr::val(true).into()).filter(archive_file::Column::Id.eq(fs[1].id)).exec(&state.db).await.unwrap();
+        assert_eq!(sweep(e).await.unwrap(), SweepReport { deleted: 1, pending: 0, failed: 0 });
+        assert!(!exists(&state, &fs[0]).await && exists(&state, &fs[1]).await && exists(&state, &fs[2]).await);
+        let f0 = archive_file::Entity::find_by_id(fs[0].id).one(&state.db).await.unwrap().unwrap();
+        assert_eq!(f0.deletion_reason.as_deref(), Some("RETENTION_EXPIRED"));
+        assert_eq!(f0.deleted_by.as_deref(), Some("system:retention"));
+        assert_eq!(f0.deleted_at, Some(now));
+
+        archive_file::Entity::update_many().col_expr(archive_file::Column::LegalHold, Expr::val(false).into()).filter(archive_file::Column::Id.eq(fs[1].id)).exec(&state.db).await.unwrap();
+        e.clock.set(now + Duration::seconds(1));
+        assert_eq!(sweep(e).await.unwrap().deleted, 2);
+        let j = archive_job::Entity::find_by_id(job.id).one(&state.db).await.unwrap().unwrap();
+        assert_eq!(j.status, "DELETED");
+        assert_eq!(sweep(e).await.unwrap(), SweepReport::default(), "nothing left to do");
+        assert_eq!(audit_log::Entity::find().filter(audit_log::Column::Action.eq("FILE_DELETED")).count(&state.db).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_file_is_deleted_and_recorded_once_and_a_held_job_keeps_its_files() {
+        let (state, dir) = start().await;
+        let e = &state.engine;
+        let (job, fs) = job_with_files(&state, dir.path(), &[Utc::now()]).await;
+        let d = Deletion::by_server(Actor::system("test"), "test", DeletionReason::Manual, e.clock.now());
+        archive_job::Entity::update_many().col_expr(archive_job::Column::LegalHold, Expr::val(true).into()).filter(archive_job::Column::Id.eq(job.id)).exec(&state.db).await.unwrap();
+        assert!(matches!(files::delete(&e.jobs, &fs[0], &d).await.unwrap(), Deleted::Held));
+        assert!(exists(&state, &fs[0]).await);
+        archive_job::Entity::update_many().col_expr(archive_job::Column::LegalHold, Expr::val(false).into()).filter(archive_job::Column::Id.eq(job.id)).exec(&state.db).await.unwrap();
+        assert!(matches!(files::delete(&e.jobs, &fs[0], &d).await.unwrap(), Deleted::Now(_)));
+        assert!(matches!(files::delete(&e.jobs, &fs[0], &d).await.unwrap(), Deleted::Already(_)));
+        assert!(!exists(&state, &fs[0]).await);
+        assert_eq!(audit_log::Entity::find().count(&state.db).await.unwrap(), 1);
+        let j = archive_job::Entity::find_by_id(job.id).one(&state.db).await.unwrap().unwrap();
+        assert_eq!(j.status, "DELETED", "MANUAL closes a job with its last file");
+    }
 }
