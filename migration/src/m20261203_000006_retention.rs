@@ -18,7 +18,7 @@ const FILE_COLUMNS: &[&str] = &[
 ];
 const JOB_COLUMNS: &[&str] = &["legal_hold", "legal_hold_reason", "legal_hold_since", "legal_hold_by"];
 
-fn column(name: &str) -> ColumnDef {
+fn column(name: &'static str) -> ColumnDef {
     match name {
         "legal_hold" => boolean(name).default(false).take(),
         n if n.ends_with("_since") || n.ends_with("_at") => timestamp_with_time_zone_null(n),
