@@ -23,8 +23,8 @@ const ALL_COURSES: &[&str] = &["101", "102", "103", "104", "105", "106", "107", 
 const ALL_CATEGORIES: &[&str] = &["1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 const CASES: &[Case] = &[
-    Case { name: "admin", roles: &[Role::Admin], courses: &[], categories: &[], sees_courses: ALL_COURSES, sees_categories: ALL_CATEGORIES, capabilities: &["VIEW", "CREATE", "DELETE", "DOWNLOAD", "MANAGE", "PRIVACY"] },
-    Case { name: "auditor", roles: &[Role::Auditor], courses: &[], categories: &[], sees_courses: ALL_COURSES, sees_categories: ALL_CATEGORIES, capabilities: &["VIEW", "DOWNLOAD", "PRIVACY"] },
+    Case { name: "admin", roles: &[Role::Admin], courses: &[], categories: &[], sees_courses: ALL_COURSES, sees_categories: ALL_CATEGORIES, capabilities: &["VIEW", "CREATE", "DELETE", "DOWNLOAD", "MANAGE", "PRIVACY", "AUDIT"] },
+    Case { name: "auditor", roles: &[Role::Auditor], courses: &[], categories: &[], sees_courses: ALL_COURSES, sees_categories: ALL_CATEGORIES, capabilities: &["VIEW", "DOWNLOAD", "PRIVACY", "AUDIT"] },
     Case { name: "reporter", roles: &[Role::Reporter], courses: &[], categories: &[], sees_courses: ALL_COURSES, sees_categories: ALL_CATEGORIES, capabilities: &["VIEW"] },
     // Category 3 (Computer Science) holds course 103 and, in sub-category 4, course 104.
     Case { name: "manager of a category", roles: &[Role::Manager], courses: &["101"], categories: &["3"], sees_courses: &["103", "104"], sees_categories: &["1", "3", "4"], capabilities: &["VIEW", "CREATE", "DELETE", "DOWNLOAD"] },
