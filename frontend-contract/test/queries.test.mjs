@@ -41,7 +41,7 @@ describe('Viewer', () => {
     const { viewer } = await q('Viewer');
     assert.equal(viewer.subject, 'contract-admin');
     assert.deepEqual(viewer.roles, ['ADMIN']);
-    assert.deepEqual([...viewer.capabilities].sort(), ['CREATE', 'DELETE', 'DOWNLOAD', 'MANAGE', 'PRIVACY', 'VIEW']);
+    assert.deepEqual([...viewer.capabilities].sort(), ['AUDIT', 'CREATE', 'DELETE', 'DOWNLOAD', 'MANAGE', 'PRIVACY', 'VIEW']);
     assert.deepEqual(viewer.courseScopes, []);
     assert.deepEqual(viewer.categoryScopes, []);
   });
