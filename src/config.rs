@@ -81,6 +81,9 @@ pub struct Settings {
     /// Days the job event log keeps events (for subscribers resuming after a reconnect); job
     /// logs and transitions keep the history regardless.
     pub event_retention_days: u32,
+    /// Seconds between two runs of the retention sweep (cluster-wide), which deletes stored files
+    /// whose retention ended or lists them for approval.
+    pub retention_interval_seconds: u64,
     /// Log output: `text` (for people) or `json` (one object per line, for log collectors).
     pub log_format: LogFormat,
     /// Largest request body accepted, in bytes; a larger one is answered 413 without being read.
@@ -148,6 +151,7 @@ impl Default for Settings {
             demo_record_delay_ms: 0,
             demo_extra_courses: 0,
             event_retention_days: 7,
+            retention_interval_seconds: 3600,
             log_format: LogFormat::Text,
             chunk_records: 500,
             public_url: None,
@@ -175,7 +179,7 @@ const KEYS: &[&str] = &[
     "jwt_public_key_file", "jwt_private_key_file", "lms", "demo_scale", "log", "max_concurrent_jobs", "worker_concurrency",
     "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds", "job_log_level", "staging_dir", "demo_record_delay_ms",
     "demo_extra_courses",
-    "public_url", "chunk_records", "event_retention_days", "log_format", "max_body_bytes", "request_body_timeout_seconds",
+    "public_url", "chunk_records", "event_retention_days", "retention_interval_seconds", "log_format", "max_body_bytes", "request_body_timeout_seconds",
     "max_concurrent_requests", "cors_allowed_origins", "ws_init_timeout_seconds", "ws_max_subscriptions",
     "ws_max_connections_per_token", "ws_slow_client_seconds", "subscription_db_permits",
     "storage_health_interval_seconds",
@@ -183,7 +187,7 @@ const KEYS: &[&str] = &[
 
 const NUMERIC_KEYS: &[&str] = &[
     "demo_scale", "max_concurrent_jobs", "worker_concurrency", "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds",
-    "demo_record_delay_ms", "demo_extra_courses", "chunk_records", "event_retention_days", "max_body_bytes", "request_body_timeout_seconds",
+    "demo_record_delay_ms", "demo_extra_courses", "chunk_records", "event_retention_days", "retention_interval_seconds", "max_body_bytes", "request_body_timeout_seconds",
     "max_concurrent_requests", "ws_init_timeout_seconds", "ws_max_subscriptions", "ws_max_connections_per_token",
     "ws_slow_client_seconds", "subscription_db_permits", "storage_health_interval_seconds",
 ];
@@ -297,6 +301,9 @@ impl Settings {
         }
         if self.event_retention_days == 0 {
             return err("event_retention_days", "must be at least 1");
+        }
+        if self.retention_interval_seconds == 0 {
+            return err("retention_interval_seconds", "must be at least 1");
         }
         if self.lease_seconds < 3 {
             return err("lease_seconds", "must be at least 3");

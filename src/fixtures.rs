@@ -32,6 +32,10 @@ pub fn completed_job(course_id: i64, at: DateTime<Utc>) -> archive_job::ActiveMo
         lease_until: Set(None),
         retries: Set(0),
         failed_stage: Set(None),
+        legal_hold: Set(false),
+        legal_hold_reason: Set(None),
+        legal_hold_since: Set(None),
+        legal_hold_by: Set(None),
     }
 }
 

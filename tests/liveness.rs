@@ -125,7 +125,9 @@ async fn what_an_ended_job_left_in_storage_is_removed(app: TestApp) {
     loop {
         let row = archive_file::Entity::find_by_id(intent.id).one(&app.state.db).await.unwrap().unwrap();
         if row.deleted_at.is_some() {
-            assert!(row.deletion_reason.unwrap().contains("ended"));
+            assert_eq!(row.deletion_reason.as_deref(), Some("JOB_DISCARDED"));
+            assert!(row.deletion_note.as_deref().unwrap_or_default().contains("ended"), "{row:?}");
+            assert_eq!(row.deleted_by.as_deref(), Some("system:sweeper"));
             break;
         }
         assert!(Instant::now() < deadline, "the sweeper never removed the intent: {row:?}");

@@ -411,6 +411,54 @@ describe('archive jobs on the demo data', () => {
   });
 });
 
+describe('legal hold and deleting a file', () => {
+  test('SetLegalHold stops DeleteArchiveFile (LEGAL_HOLD) until released; then the file is deleted with its record and the job is DELETED', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const admin = await server.token('admin', { subject: 'retention-admin' });
+    const q = (name, variables) => data(server, name, variables, { token: admin });
+    const { course } = await q('Course', { lmsId: '101', activitiesFirst: 100 });
+    const act = course.activities.nodes.find((a) => a.lmsId === '1002');
+    const { createArchiveJob } = await q('CreateArchiveJob', { input: { activityIds: [act.id] } });
+    assert.deepEqual(createArchiveJob.userErrors, []);
+    const done = await pollJob(server, admin, createArchiveJob.job.id, (j) => FINAL.has(j.status), 'to finish');
+    assert.equal(done.status, 'COMPLETED');
+    const [file] = done.files;
+
+    const noReason = await q('SetLegalHold', { id: done.id, hold: true });
+    assert.deepEqual(noReason.setLegalHold.userErrors.map((e) => [e.code, e.field]), [['EMPTY', ['reason']]]);
+    const held = await q('SetLegalHold', { id: done.id, hold: true, reason: 'court order 17' });
+    assert.deepEqual(held.setLegalHold.userErrors, []);
+    assert.equal(held.setLegalHold.job.legalHold, true);
+    assert.equal(held.setLegalHold.job.legalHoldBy, 'retention-admin');
+    assert.ok(held.setLegalHold.job.legalHoldSince);
+
+    const refused = await q('DeleteArchiveFile', { id: file.id, reason: 'wrong course' });
+    assert.equal(refused.deleteArchiveFile.file, null);
+    assert.deepEqual(refused.deleteArchiveFile.userErrors.map((e) => e.code), ['LEGAL_HOLD']);
+    const { archiveJob: stillHeld } = await q('ArchiveJob', { id: done.id });
+    assert.equal(stillHeld.files[0].underLegalHold, true);
+    assert.equal(stillHeld.files[0].deletedAt, null);
+
+    const released = await q('SetLegalHold', { id: done.id, hold: false });
+    assert.deepEqual(released.setLegalHold.userErrors, []);
+    const deleted = await q('DeleteArchiveFile', { id: file.id, reason: 'wrong course' });
+    assert.deepEqual(deleted.deleteArchiveFile.userErrors, []);
+    const f = deleted.deleteArchiveFile.file;
+    assert.ok(f.deletedAt);
+    assert.equal(f.deletionReason, 'MANUAL');
+    assert.equal(f.deletedBy, 'retention-admin');
+    assert.equal(f.deletionNote, 'wrong course');
+    assert.equal(f.job.status, 'DELETED');
+
+    const { archiveJob: after } = await q('ArchiveJob', { id: done.id });
+    assert.equal(after.files.length, 1, 'the deleted file stays listed with its record');
+    assert.equal(after.files[0].downloadUrl, null);
+    const { pendingDeletions } = await q('PendingDeletions', { first: 10 });
+    assert.equal(pendingDeletions.totalCount, 0, 'nothing waits for approval without approval mode');
+    const undecidable = await q('DecidePendingDeletions', { fileIds: [file.id], approve: true });
+    assert.deepEqual(undecidable.decidePendingDeletions.userErrors.map((e) => e.code), ['INVALID_STATE']);
+  });
+});
+
 describe('canceling a running job (demo LMS at 30 ms per record)', () => {
   test('ACTIVITY_ARCHIVING → CancelArchiveJob → CANCELED; RetryArchiveJob is INVALID_STATE; DeleteArchiveJob without files removes it', { timeout: TEST_TIMEOUT_MS }, async () => {
     const admin = await slow.token('admin', { subject: 'jobs-cancel' });

@@ -7,6 +7,7 @@ mod m20261124_000002_job_engine;
 mod m20261124_000003_chunks;
 mod m20261203_000004_liveness;
 mod m20261203_000005_audit;
+mod m20261203_000006_retention;
 mod m20261203_000007_policy;
 mod m20261203_000008_storage_health;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_chunks::Migration),
             Box::new(m20261203_000004_liveness::Migration),
             Box::new(m20261203_000005_audit::Migration),
+            Box::new(m20261203_000006_retention::Migration),
             Box::new(m20261203_000007_policy::Migration),
             Box::new(m20261203_000008_storage_health::Migration),
         ]

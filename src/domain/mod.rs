@@ -3,9 +3,10 @@ pub mod activity;
 pub mod audit;
 pub mod failure;
 pub mod filename;
-pub mod ids;
+pub mod global_id;
 pub mod job;
 pub mod policy;
+pub mod retention;
 pub mod storage;
 pub mod switches;
 
@@ -14,4 +15,5 @@ pub use audit::AuditAction;
 pub use failure::{Failure, FailureClass};
 pub use job::{JobOrigin, JobStatus, LogLevel, TaskStatus};
 pub use policy::{ArchiveFormat, JobSettings, PolicyField, PolicyValues, SettingsOverrides};
+pub use retention::{DeletionDecision, DeletionReason};
 pub use storage::{StorageDriverKind, StorageTier};

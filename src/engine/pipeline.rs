@@ -337,9 +337,16 @@ impl Engine {
     /// deleted now is logged and left to the sweeper, which tries again.
     pub(super) async fn discard_stored(&self, job: &archive_job::Model, reason: &str) -> anyhow::Result<()> {
         let files = archive_file::Entity::find().filter(archive_file::Column::JobId.eq(job.id)).filter(archive_file::Column::DeletedAt.is_null()).all(&self.db).await?;
+        let actor = crate::service::audit::Actor { subject: "system".into(), roles: Vec::new(), origin: "engine".into() };
+        let mut d = storage::files::Deletion::by_server(actor, "engine", crate::domain::DeletionReason::JobDiscarded, self.clock.now());
+        d.note = Some(reason.to_string());
         for f in files {
-            if let Err(e) = storage::files::delete(&self.db, &f, reason).await {
-                self.jobs.log(job.id, f.task_id, LogLevel::Warn, &format!("could not delete {} from storage yet: {e}", f.file_name)).await?;
+            match storage::files::delete(&self.jobs, &f, &d).await {
+                Ok(storage::files::Deleted::Held) => {
+                    self.jobs.log(job.id, f.task_id, LogLevel::Warn, &format!("{} stays in storage: it is under legal hold", f.file_name)).await?;
+                }
+                Ok(_) => {}
+                Err(e) => self.jobs.log(job.id, f.task_id, LogLevel::Warn, &format!("could not delete {} from storage yet: {e}", f.file_name)).await?,
             }
         }
         Ok(())

@@ -16,8 +16,9 @@ use strum::IntoEnumIterator;
 
 use super::Engine;
 use crate::{
-    domain::{JobStatus, LogLevel, TaskStatus},
+    domain::{DeletionReason, JobStatus, LogLevel, TaskStatus},
     entity::{archive_file, archive_job, archive_task},
+    service::audit::Actor,
     storage,
 };
 
@@ -119,15 +120,22 @@ impl Engine {
             .from(archive_job::Entity)
             .and_where(archive_job::Column::Status.is_in(DISCARDED.iter().map(|s| s.to_string())))
             .to_owned();
+        // A legal hold keeps even a partial archive: not looked at until it is released.
+        let held_jobs = Query::select().column(archive_job::Column::Id).from(archive_job::Entity).and_where(archive_job::Column::LegalHold.eq(true)).to_owned();
         let files = archive_file::Entity::find()
             .filter(archive_file::Column::DeletedAt.is_null())
+            .filter(archive_file::Column::LegalHold.eq(false))
             .filter(archive_file::Column::JobId.in_subquery(ended))
+            .filter(archive_file::Column::JobId.not_in_subquery(held_jobs))
             .limit(100)
             .all(&self.db)
             .await?;
+        let mut d = storage::files::Deletion::by_server(Actor::system("sweeper"), "sweeper", DeletionReason::JobDiscarded, self.clock.now());
+        d.note = Some("the job ended without completing".into());
         for f in files {
-            match storage::files::delete(&self.db, &f, "the job ended without completing").await {
-                Ok(_) => self.jobs.log(f.job_id, f.task_id, LogLevel::Info, &format!("removed {} from storage, which the job left behind", f.file_name)).await?,
+            match storage::files::delete(&self.jobs, &f, &d).await {
+                Ok(storage::files::Deleted::Now(_)) => self.jobs.log(f.job_id, f.task_id, LogLevel::Info, &format!("removed {} from storage, which the job left behind", f.file_name)).await?,
+                Ok(_) => {}
                 Err(e) => tracing::warn!(job = %f.job_id, file = f.id, error = %e, "could not remove a file an ended job left behind"),
             }
         }

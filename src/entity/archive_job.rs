@@ -31,6 +31,16 @@ pub struct Model {
     pub retries: i32,
     /// The stage that failed last, where a retry resumes.
     pub failed_stage: Option<String>,
+    /// A legal hold on the job stops the deletion of each of its files. Defaults keep event
+    /// snapshots written before these fields readable.
+    #[serde(default)]
+    pub legal_hold: bool,
+    #[serde(default)]
+    pub legal_hold_reason: Option<String>,
+    #[serde(default)]
+    pub legal_hold_since: Option<DateTimeUtc>,
+    #[serde(default)]
+    pub legal_hold_by: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,8 @@ pub struct Model {
     pub verified: bool,
     pub verification_error: Option<String>,
     pub created_at: DateTimeUtc,
+    /// When the DER data was cleared because the file was deleted; the row stays as the record.
+    pub data_removed_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -43,6 +43,8 @@ pub enum JobEventKind {
     /// A field of the job changed without a status change (e.g. a cancel was requested).
     Updated,
     Deleted,
+    /// One of the job's stored files was deleted (retention, by hand, with the job, discarded).
+    FileDeleted,
 }
 
 /// A change of a job as subscribers see it: the job with the status, progress and sequence of

@@ -17,7 +17,7 @@ pub enum NodeType {
 }
 
 pub fn encode(t: NodeType, key: impl std::fmt::Display) -> ID {
-    ID(crate::domain::ids::global_id(t.as_ref(), key))
+    ID(crate::domain::global_id::encode(t.as_ref(), key))
 }
 
 /// Splits a global id into its type and key. A malformed id is bad input.

@@ -49,6 +49,8 @@ pub struct Loaders {
     pub file_timestamps: Cached<FileTimestampsLoader>,
     pub downloadable: Cached<DownloadableLoader>,
     pub storage_backend: Cached<StorageBackendLoader>,
+    /// Jobs by id, in the caller's scope (from a file to its job).
+    pub job: Cached<JobLoader>,
     signer: OnceCell<Signer>,
     /// False for a WebSocket connection, whose loaders live as long as it does: each event must
     /// read the current state, not what an earlier one loaded.
@@ -82,6 +84,7 @@ impl Loaders {
             file_timestamps: loader(FileTimestampsLoader(s())),
             downloadable: loader(DownloadableLoader(s(), access.clone())),
             storage_backend: loader(StorageBackendLoader(s())),
+            job: loader(JobLoader(s(), access.clone())),
             services: services.clone(),
             access,
             signer: OnceCell::new(),
@@ -107,6 +110,7 @@ impl Loaders {
         l.file_timestamps.enable_all_cache(false);
         l.downloadable.enable_all_cache(false);
         l.storage_backend.enable_all_cache(false);
+        l.job.enable_all_cache(false);
         l
     }
 
@@ -127,6 +131,7 @@ impl Loaders {
         self.file_timestamps.clear::<i64>();
         self.downloadable.clear::<Uuid>();
         self.storage_backend.clear::<i64>();
+        self.job.clear::<Uuid>();
     }
 
     /// The download URL signer, loaded once per request however many files ask for it.
@@ -496,5 +501,17 @@ impl Loader<i64> for StorageBackendLoader {
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[i64]) -> LoadResult<Self::Value> {
         self.0.storage_backends_related(keys).await.map_err(gql)
+    }
+}
+
+pub struct JobLoader(Services, Option<Access>);
+impl Loader<Uuid> for JobLoader {
+    type Value = archive_job::Model;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[Uuid]) -> LoadResult<Self::Value, Uuid> {
+        match &self.1 {
+            Some(access) => self.0.jobs_visible(access, keys).await.map_err(gql),
+            None => Ok(Default::default()),
+        }
     }
 }

@@ -225,6 +225,15 @@ impl QueryRoot {
         Ok(connection(page, |model| AuditLogEntry { model })?)
     }
 
+    /// Files whose retention ended and that wait for a decision (approval mode of the policy),
+    /// oldest first, in the caller's `DELETE` scope; decide with `decidePendingDeletions`. Files
+    /// under legal hold are left out until released.
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
+    async fn pending_deletions(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Conn<ArchiveFile>> {
+        let page = ctx.services().pending_deletions(ctx.access()?, &ctx.page(first, after)?).await?;
+        Ok(connection(page, ArchiveFile::new)?)
+    }
+
     /// Counts across everything in the caller's scope, or one course.
     async fn archiving_overview(&self, ctx: &Context<'_>, course_id: Option<ID>) -> Result<ArchivingOverview> {
         let course = course_id.map(|c| ids::decode(&c, NodeType::Course)).transpose()?;

@@ -290,6 +290,16 @@ mod tests {
             deletion_reason: None,
             created_at: Utc::now(),
             stored_at: Some(Utc::now()),
+            deleted_by: None,
+            deletion_note: None,
+            legal_hold_reason: None,
+            legal_hold_since: None,
+            legal_hold_by: None,
+            deletion_pending_since: None,
+            deletion_decision: None,
+            deletion_decided_by: None,
+            deletion_decided_at: None,
+            deletion_decision_reason: None,
         }
     }
 

@@ -260,9 +260,39 @@ impl JobStore {
     /// sequence number, keeps what the job was.
     pub async fn record_removed(&self, job: &archive_job::Model) -> anyhow::Result<()> {
         let txn = self.db.begin().await?;
+        self.removed_in(&txn, job).await?;
+        txn.commit().await?;
+        self.events.committed();
+        Ok(())
+    }
+
+    /// The removal of `record_removed` within `txn` (with other writes that must commit with
+    /// it, such as its audit entry); the caller commits, then calls `events.committed()`.
+    pub async fn removed_in(&self, txn: &DatabaseTransaction, job: &archive_job::Model) -> anyhow::Result<()> {
         let job = archive_job::Model { sequence: job.sequence + 1, ..job.clone() };
-        archive_job::Entity::delete_by_id(job.id).exec(&txn).await?;
-        self.commit_with_event(txn, &job, JobEventKind::Deleted, None, true).await
+        archive_job::Entity::delete_by_id(job.id).exec(txn).await?;
+        self.append_event(txn, &job, JobEventKind::Deleted, None, true).await?;
+        Ok(())
+    }
+
+    /// A change of the job (`update`, narrowed to it, its sequence raised) or of one of its parts
+    /// (an empty update), written within `txn` with its log line (`note`) and its `kind` event.
+    /// Returns the job as changed, `None` when `update` matched nothing. The caller commits, then
+    /// calls `events.committed()`.
+    pub async fn change_in_txn(
+        &self,
+        txn: &DatabaseTransaction,
+        job_id: Uuid,
+        update: sea_orm::UpdateMany<archive_job::Entity>,
+        kind: JobEventKind,
+        note: &str,
+    ) -> anyhow::Result<Option<archive_job::Model>> {
+        let Some(job) = self.change_in(txn, job_id, update.col_expr(archive_job::Column::UpdatedAt, Expr::val(Utc::now()).into())).await? else {
+            return Ok(None);
+        };
+        self.log_in(txn, job_id, None, LogLevel::Info, note).await?;
+        self.append_event(txn, &job, kind, None, false).await?;
+        Ok(Some(job))
     }
 
     /// Raises a job's progress (never lowers it) while it is in `status`, and emits it.

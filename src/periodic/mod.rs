@@ -10,8 +10,9 @@
 //! tasks themselves are idempotent: a run that dies half-way is simply run again.
 //!
 //! Tasks: the engine's `sweeper` (liveness of jobs, tasks, chunks and stored files), the
-//! pruning of the event log and the health check of the storage backends (`storage-health`). Later capabilities (retention, fixity, storage health, schedules,
-//! LMS sync) register here instead of running loops of their own.
+//! pruning of the event log, the health check of the storage backends (`storage-health`) and the
+//! `retention` sweep (`service::retention`). Later capabilities (fixity, schedules, LMS sync)
+//! register here instead of running loops of their own.
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::Utc;
@@ -60,8 +61,8 @@ pub fn tasks(engine: &Engine) -> Vec<PeriodicTask> {
         PeriodicTask::new("storage-health", Duration::from_secs(engine.settings.storage_health_interval_seconds as u64), |e: Engine| async move {
             crate::storage::health::check_all(&e.db, e.clock.now()).await
         }),
-        PeriodicTask::new("storage-health", Duration::from_secs(engine.settings.storage_health_interval_seconds as u64), |e: Engine| async move {
-            crate::storage::health::check_all(&e.db, e.clock.now()).await
+        PeriodicTask::new(crate::service::retention::TASK, Duration::from_secs(engine.settings.retention_interval_seconds), |e: Engine| async move {
+            crate::service::retention::sweep(&e).await.map(|_| ())
         }),
     ]
 }

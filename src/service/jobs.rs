@@ -9,7 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    catalog,
+    audit, catalog,
     pagination::{paginate, Key, Ordering},
     policy, switches, Access, Page, PageArgs,
 };
@@ -18,7 +18,7 @@ use crate::{
     domain::{
         filename::FilenamePattern,
         policy::{MAX_JOB_TIMEOUT_SECONDS, MAX_RETENTION_DAYS},
-        ActivityKind, JobOrigin, JobSettings, JobStatus, LogLevel, SettingsOverrides, TaskStatus,
+        ActivityKind, AuditAction, JobOrigin, JobSettings, JobStatus, LogLevel, SettingsOverrides, TaskStatus,
     },
     engine::{drivers, Engine},
     entity::{activity, archive_file, archive_job, archive_job_transition, archive_task, course, job_event, job_log, storage_backend, timestamp_token},
@@ -171,6 +171,10 @@ pub async fn create(engine: &Engine, access: &Access, input: CreateJob) -> AppRe
         lease_until: Set(None),
         retries: Set(0),
         failed_stage: Set(None),
+        legal_hold: Set(false),
+        legal_hold_reason: Set(None),
+        legal_hold_since: Set(None),
+        legal_hold_by: Set(None),
     }
     .insert(&txn)
     .await?;
@@ -308,9 +312,10 @@ pub async fn retry(engine: &Engine, access: &Access, id: Uuid) -> AppResult<Outc
     Ok(Ok(j))
 }
 
-/// Deletes a finished job. With `delete_files` its stored files are removed and the job becomes
-/// DELETED (its record stays). Without, only a job that stored nothing may go, and its record is
-/// removed entirely.
+/// Deletes a finished job. With `delete_files` its stored files are removed through the one
+/// deletion path and the job becomes DELETED (its record stays). Without, only a job that stored
+/// nothing may go, and its record is removed entirely. Refused while the job or a file of it is
+/// under legal hold. Audited: JOB_DELETED, and FILE_DELETED per file.
 pub async fn delete(engine: &Engine, access: &Access, id: Uuid, delete_files: bool) -> AppResult<Outcome<Option<archive_job::Model>>> {
     let db = &engine.db;
     let job = get_for(db, access, id, Capability::Delete).await?;
@@ -322,27 +327,51 @@ pub async fn delete(engine: &Engine, access: &Access, id: Uuid, delete_files: bo
         return Ok(Err(vec![user_error(&["id"], UserErrorCode::InvalidState, "the job is already deleted")]));
     }
     let files = archive_file::Entity::find().filter(archive_file::Column::JobId.eq(id)).filter(archive_file::Column::DeletedAt.is_null()).all(db).await?;
-    if files.iter().any(|f| f.legal_hold) {
-        return Ok(Err(vec![user_error(&["id"], UserErrorCode::LegalHold, "a file of the job is under legal hold")]));
+    if job.legal_hold || files.iter().any(|f| f.legal_hold) {
+        return Ok(Err(vec![user_error(&["id"], UserErrorCode::LegalHold, "the job or a file of it is under legal hold")]));
     }
+    let actor = audit::Actor::of(access);
+    let now = engine.clock.now();
+    let target = || audit::Target::new("ArchiveJob", crate::domain::global_id::encode("ArchiveJob", id));
     if !delete_files {
         if !files.is_empty() {
             return Ok(Err(vec![user_error(&["deleteFiles"], UserErrorCode::FilesExist, "the job has stored files: delete them with it (deleteFiles: true)")]));
         }
         engine.remove_staging(id).await;
-        engine.jobs.record_removed(&job).await?;
+        let txn = db.begin().await?;
+        audit::record(&txn, now, &actor, AuditAction::JobDeleted, target(), serde_json::json!({ "status": s.to_string(), "recordRemoved": true })).await?;
+        engine.jobs.removed_in(&txn, &job).await?;
+        txn.commit().await?;
+        engine.jobs.events.committed();
         return Ok(Ok(None));
     }
-    let reason = format!("job deleted by {}", access.principal.subject);
-    for f in files {
-        if let Err(e) = storage::files::delete(db, &f, &reason).await {
-            tracing::warn!(file = f.id, error = %e, "deleting a stored file failed");
-            return Ok(Err(vec![user_error(&["id"], UserErrorCode::StorageUnavailable, format!("could not delete {} from its storage; nothing else was changed for it, try again", f.file_name))]));
+    let d = storage::files::Deletion::by_person(actor.clone(), crate::domain::DeletionReason::JobDeleted, None, now);
+    let mut deleted = 0;
+    for f in &files {
+        match storage::files::delete(&engine.jobs, f, &d).await {
+            Ok(storage::files::Deleted::Now(_)) => deleted += 1,
+            Ok(storage::files::Deleted::Already(_)) => {}
+            Ok(storage::files::Deleted::Held) => {
+                return Ok(Err(vec![user_error(&["id"], UserErrorCode::LegalHold, format!("{} was put under legal hold meanwhile; the job's other files may be deleted", f.file_name))]));
+            }
+            Err(e) => {
+                tracing::warn!(file = f.id, error = %e, "deleting a stored file failed");
+                return Ok(Err(vec![user_error(&["id"], UserErrorCode::StorageUnavailable, format!("could not delete {} from its storage; nothing else was changed for it, try again", f.file_name))]));
+            }
         }
     }
     engine.remove_staging(id).await;
-    let j = engine.jobs.transition(id, s, JobStatus::Deleted, Patch::default(), &reason).await?;
-    Ok(Ok(j))
+    let note = format!("job deleted by {}", access.principal.subject);
+    let txn = db.begin().await?;
+    let Some(j) = engine.jobs.transition_in(&txn, id, s, JobStatus::Deleted, Patch::default(), &note, None).await? else {
+        txn.rollback().await?;
+        return Ok(Err(vec![user_error(&["id"], UserErrorCode::InvalidState, "the job changed meanwhile; look again")]));
+    };
+    let details = serde_json::json!({ "status": s.to_string(), "filesDeleted": deleted, "recordRemoved": false });
+    audit::record(&txn, now, &actor, AuditAction::JobDeleted, target(), details).await?;
+    txn.commit().await?;
+    engine.jobs.transitioned(&j, s, JobStatus::Deleted);
+    Ok(Ok(Some(j)))
 }
 
 #[derive(Debug, Clone, Default)]

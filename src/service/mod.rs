@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod overview;
 pub mod pagination;
 pub mod policy;
+pub mod retention;
 pub mod services;
 pub mod storage_backends;
 pub mod subscriptions;

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use super::{audit, catalog, downloads, jobs, overview, policy, storage_backends, switches, Access, Page, PageArgs};
+use super::{audit, catalog, downloads, jobs, overview, policy, retention, storage_backends, switches, Access, Page, PageArgs};
 use crate::{
     domain::{switches::Decision, PolicyValues},
     engine::Engine,
@@ -188,6 +188,30 @@ impl Services {
 
     pub async fn delete_job(&self, access: &Access, id: Uuid, delete_files: bool) -> AppResult<jobs::Outcome<Option<archive_job::Model>>> {
         jobs::delete(&self.engine, access, id, delete_files).await
+    }
+
+    // ---------- retention, legal hold, deletion ----------
+
+    pub async fn delete_file(&self, access: &Access, id: i64, reason: &str) -> AppResult<jobs::Outcome<archive_file::Model>> {
+        retention::delete_file(&self.engine, access, id, reason).await
+    }
+
+    pub async fn set_legal_hold(
+        &self,
+        access: &Access,
+        target: retention::HoldTarget,
+        hold: bool,
+        reason: Option<&str>,
+    ) -> AppResult<jobs::Outcome<retention::HoldSubject>> {
+        retention::set_legal_hold(&self.engine, access, target, hold, reason).await
+    }
+
+    pub async fn pending_deletions(&self, access: &Access, args: &PageArgs) -> AppResult<Page<archive_file::Model>> {
+        retention::pending(self.db(), access, args).await
+    }
+
+    pub async fn decide_pending_deletions(&self, access: &Access, ids: &[i64], approve: bool, reason: Option<&str>) -> AppResult<retention::Decided> {
+        retention::decide(&self.engine, access, ids, approve, reason).await
     }
 
     // ---------- downloads ----------

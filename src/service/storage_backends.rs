@@ -19,7 +19,7 @@ use strum::IntoEnumIterator;
 use crate::{
     auth::Capability,
     domain::{
-        ids::global_id,
+        global_id,
         storage::{is_secret_setting, merge_settings, redact_message, settings_change},
         AuditAction, JobSettings, JobStatus, StorageDriverKind, StorageTier,
     },
@@ -124,7 +124,7 @@ fn require_manage_everywhere(access: &Access) -> AppResult<()> {
 }
 
 fn target(id: i64) -> Target {
-    Target::new("StorageBackend", global_id("StorageBackend", id))
+    Target::new("StorageBackend", global_id::encode("StorageBackend", id))
 }
 
 fn kind_of(b: &storage_backend::Model) -> AppResult<StorageDriverKind> {

@@ -110,8 +110,16 @@ async fn record_intent(
     row.sha256 = Set(p.sha256.clone());
     row.media_type = Set(p.media_type.clone());
     row.retention_until = Set(retention_until);
+    // A reused row starts over as a new file; its old deletion stays in the audit log.
     row.deleted_at = Set(None);
     row.deletion_reason = Set(None);
+    row.deleted_by = Set(None);
+    row.deletion_note = Set(None);
+    row.deletion_pending_since = Set(None);
+    row.deletion_decision = Set(None);
+    row.deletion_decided_by = Set(None);
+    row.deletion_decided_at = Set(None);
+    row.deletion_decision_reason = Set(None);
     row.created_at = Set(Utc::now());
     row.stored_at = Set(None);
     let row = row.save(&engine.db).await.map_err(anyhow::Error::from)?.try_into_model().map_err(anyhow::Error::from)?;

@@ -3,10 +3,11 @@
 //! what the caller can fix; authentication, permission and not-found failures are top-level errors.
 mod jobs;
 mod policy;
+mod retention;
 mod storage;
 
 use async_graphql::MergedObject;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(jobs::JobMutations, policy::PolicyMutations, storage::StorageMutations);
+pub struct MutationRoot(jobs::JobMutations, policy::PolicyMutations, storage::StorageMutations, retention::RetentionMutations);

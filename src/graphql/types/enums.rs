@@ -88,6 +88,8 @@ pub enum ArchiveJobEventKind {
     Updated,
     /// The job's record was removed.
     Deleted,
+    /// One of the job's stored files was deleted (see its `deletedAt`, `deletionReason`).
+    FileDeleted,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -186,4 +188,28 @@ pub enum OrderDirection {
     #[default]
     Asc,
     Desc,
+}
+
+/// Why a stored file was deleted.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domain::DeletionReason")]
+pub enum FileDeletionReason {
+    /// Its retention ended; the policy deletes without approval (`deletedBy: system:retention`).
+    RetentionExpired,
+    /// Its retention ended and a person approved the pending deletion.
+    DeletionApproved,
+    /// Deleted by hand (`deleteArchiveFile`; see `deletionNote`).
+    Manual,
+    /// Deleted with its job (`deleteArchiveJob`).
+    JobDeleted,
+    /// Left by a job that ended without completing (canceled, failed, timed out).
+    JobDiscarded,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domain::DeletionDecision")]
+pub enum DeletionDecisionKind {
+    Approved,
+    /// The file is kept: retention does not propose or delete it again.
+    Denied,
 }

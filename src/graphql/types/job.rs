@@ -123,6 +123,21 @@ impl ArchiveJob {
     async fn sequence(&self) -> i64 {
         self.model.sequence
     }
+    /// Under legal hold: none of the job's files is deleted, by hand or by retention, until
+    /// released. Files can be held on their own too (`ArchiveFile.legalHold`).
+    async fn legal_hold(&self) -> bool {
+        self.model.legal_hold
+    }
+    async fn legal_hold_reason(&self) -> Option<&str> {
+        self.model.legal_hold_reason.as_deref()
+    }
+    async fn legal_hold_since(&self) -> Option<DateTime> {
+        self.model.legal_hold_since.map(DateTime)
+    }
+    /// The token subject that set the hold.
+    async fn legal_hold_by(&self) -> Option<&str> {
+        self.model.legal_hold_by.as_deref()
+    }
     /// Every status change of the job, oldest first, with its time and attempt.
     async fn transitions(&self, ctx: &Context<'_>) -> Result<Vec<JobTransition>> {
         Ok(ctx.loaders().job_transitions.load_one(self.model.id).await?.unwrap_or_default().into_iter().map(JobTransition).collect())
@@ -225,14 +240,63 @@ impl ArchiveFile {
     async fn retention_until(&self) -> Option<DateTime> {
         self.model.retention_until.map(DateTime)
     }
+    /// The job the file belongs to.
+    async fn job(&self, ctx: &Context<'_>) -> Result<ArchiveJob> {
+        let m = ctx.loaders().job.load_one(self.model.job_id).await?;
+        m.map(ArchiveJob::new).ok_or_else(|| AppError::NotFound.into())
+    }
+    /// The file's own legal hold (`setLegalHold` on the file). Its job can be held as well: see
+    /// `underLegalHold`.
     async fn legal_hold(&self) -> bool {
         self.model.legal_hold
     }
+    /// Held by its own hold or its job's. A held file is never deleted, by hand or by retention,
+    /// until every hold on it is released.
+    async fn under_legal_hold(&self, ctx: &Context<'_>) -> Result<bool> {
+        if self.model.legal_hold {
+            return Ok(true);
+        }
+        Ok(ctx.loaders().job.load_one(self.model.job_id).await?.is_some_and(|j| j.legal_hold))
+    }
+    /// Why the file itself is held (its job's hold is on the job).
+    async fn legal_hold_reason(&self) -> Option<&str> {
+        self.model.legal_hold_reason.as_deref()
+    }
+    async fn legal_hold_since(&self) -> Option<DateTime> {
+        self.model.legal_hold_since.map(DateTime)
+    }
+    /// The token subject that set the file's hold.
+    async fn legal_hold_by(&self) -> Option<&str> {
+        self.model.legal_hold_by.as_deref()
+    }
+    /// When the file was deleted from storage; the record stays.
     async fn deleted_at(&self) -> Option<DateTime> {
         self.model.deleted_at.map(DateTime)
     }
-    async fn deletion_reason(&self) -> Option<&str> {
-        self.model.deletion_reason.as_deref()
+    async fn deletion_reason(&self) -> Option<enums::FileDeletionReason> {
+        self.model.deletion_reason.as_deref().and_then(|r| r.parse::<domain::DeletionReason>().ok()).map(Into::into)
+    }
+    /// The token subject that deleted it, or `system:<task>` (e.g. `system:retention`).
+    async fn deleted_by(&self) -> Option<&str> {
+        self.model.deleted_by.as_deref()
+    }
+    /// The reason a person gave for the deletion.
+    async fn deletion_note(&self) -> Option<&str> {
+        self.model.deletion_note.as_deref()
+    }
+    /// Approval mode: since when the retention has ended and the file waits for a decision.
+    async fn deletion_pending_since(&self) -> Option<DateTime> {
+        self.model.deletion_pending_since.map(DateTime)
+    }
+    /// The decision on its pending deletion, if one was taken.
+    async fn deletion_decision(&self) -> Option<DeletionDecisionView> {
+        let decision = self.model.deletion_decision.as_deref()?.parse::<domain::DeletionDecision>().ok()?;
+        Some(DeletionDecisionView {
+            decision: decision.into(),
+            by: self.model.deletion_decided_by.clone().unwrap_or_default(),
+            at: self.model.deletion_decided_at.map(DateTime),
+            reason: self.model.deletion_decision_reason.clone(),
+        })
     }
     async fn created_at(&self) -> DateTime {
         DateTime(self.model.created_at)
@@ -255,6 +319,17 @@ impl ArchiveFile {
     async fn timestamps(&self, ctx: &Context<'_>) -> Result<Vec<TimestampToken>> {
         Ok(ctx.loaders().file_timestamps.load_one(self.model.id).await?.unwrap_or_default().into_iter().map(TimestampToken).collect())
     }
+}
+
+/// A decision on a pending deletion.
+#[derive(SimpleObject)]
+#[graphql(name = "DeletionDecision")]
+pub struct DeletionDecisionView {
+    decision: enums::DeletionDecisionKind,
+    /// The token subject that decided.
+    by: String,
+    at: Option<DateTime>,
+    reason: Option<String>,
 }
 
 /// An RFC 3161 timestamp of a file from a Time-Stamp Authority.
@@ -283,6 +358,10 @@ impl TimestampToken {
     }
     async fn created_at(&self) -> DateTime {
         DateTime(self.0.created_at)
+    }
+    /// When the token's data was removed because its file was deleted; the record stays.
+    async fn data_removed_at(&self) -> Option<DateTime> {
+        self.0.data_removed_at.map(DateTime)
     }
 }
 
@@ -348,6 +427,7 @@ impl ArchiveJobEvent {
             JobEventKind::TaskChanged => enums::ArchiveJobEventKind::TaskChanged,
             JobEventKind::Updated => enums::ArchiveJobEventKind::Updated,
             JobEventKind::Deleted => enums::ArchiveJobEventKind::Deleted,
+            JobEventKind::FileDeleted => enums::ArchiveJobEventKind::FileDeleted,
         }
     }
     /// The job: its `status`, `progress` and `sequence` are those right after the change; its
