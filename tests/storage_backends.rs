@@ -12,7 +12,7 @@ use std::{
 
 use archiving_manager::entity::{audit_log, job_log, periodic_run, storage_backend};
 use common::{
-    jobs::{activity_ids, create, job, wait_for},
+    jobs::{activity_ids, create, wait_for},
     moto::MotoServer,
     Backend, TestApp,
 };
@@ -141,7 +141,7 @@ async fn rename_switch_and_re_tier_are_audited(app: TestApp) {
 }
 
 fn archiving_manager_global_id(key: i64) -> String {
-    archiving_manager::domain::ids::global_id("StorageBackend", key)
+    archiving_manager::domain::global_id::encode("StorageBackend", key)
 }
 
 /// Secrets are write-only: settings sent without them keep the stored ones, and the backend

@@ -28,6 +28,16 @@ pub fn driver(backend: &storage_backend::Model) -> Result<Arc<dyn StorageDriver>
     super::open(kind, &backend.settings).map_err(|e| e.failure(&backend.name))
 }
 
+/// The live (not deleted) backend with this name: jobs hold their backends by name.
+pub async fn backend_named(db: &DatabaseConnection, name: &str) -> Result<Option<storage_backend::Model>, Failure> {
+    storage_backend::Entity::find()
+        .filter(storage_backend::Column::Name.eq(name))
+        .filter(storage_backend::Column::DeletedAt.is_null())
+        .one(db)
+        .await
+        .map_err(|e| Failure::transient(format!("loading storage backend {name:?}: {e}")))
+}
+
 /// The row and driver of the backend with this id.
 pub async fn backend(db: &DatabaseConnection, backend_id: i64) -> Result<(storage_backend::Model, Arc<dyn StorageDriver>), Failure> {
     let b = storage_backend::Entity::find_by_id(backend_id)

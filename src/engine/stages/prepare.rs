@@ -1,12 +1,11 @@
 //! PRE_PROCESSING: the staging area exists and the job's storage backends are still usable (not
 //! deleted: else the job fails; enabled: else it waits, see `storage::health`).
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::{job_settings, Outcome, Stage, StageResult};
 use crate::{
     domain::{failure::io_failure, Failure},
     engine::Engine,
-    entity::{archive_job, storage_backend},
+    entity::archive_job,
     storage,
 };
 
@@ -18,13 +17,7 @@ impl Stage for Prepare {
         tokio::fs::create_dir_all(engine.staging(job.id)).await.map_err(|e| io_failure("creating the staging area", &e))?;
         let settings = job_settings(job)?;
         for name in &settings.storage_backends {
-            let b = storage_backend::Entity::find()
-                .filter(storage_backend::Column::Name.eq(name))
-                .filter(storage_backend::Column::DeletedAt.is_null())
-                .one(&engine.db)
-                .await
-                .map_err(anyhow::Error::from)?;
-            match b {
+            match storage::files::backend_named(&engine.db, name).await? {
                 Some(b) => storage::health::usable(&b)?,
                 None => return Err(Failure::permanent(format!("storage backend {name:?} does not exist"))),
             }

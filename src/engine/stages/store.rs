@@ -28,12 +28,7 @@ impl Stage for Store {
         let staged = engine.staged(job).await?;
         let mut backends = Vec::new();
         for name in &settings.storage_backends {
-            let b = storage_backend::Entity::find()
-                .filter(storage_backend::Column::Name.eq(name))
-                .filter(storage_backend::Column::DeletedAt.is_null())
-                .one(&engine.db)
-                .await
-                .map_err(anyhow::Error::from)?;
+            let b = storage::files::backend_named(&engine.db, name).await?;
             backends.push(b.ok_or_else(|| Failure::permanent(format!("storage backend {name:?} is gone")))?);
         }
         let total = (staged.len() * backends.len()).max(1);
