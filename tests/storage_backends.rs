@@ -215,18 +215,23 @@ async fn delete_is_refused_while_anything_depends_on_the_backend(app: TestApp) {
     let body = app.gql(Some(&app.admin()), "mutation($id: ID!) { deleteArchiveJob(input: {id: $id}) { userErrors { code message } } }", json!({"id": job_id})).await;
     assert!(body["data"]["deleteArchiveJob"]["userErrors"].as_array().unwrap().is_empty(), "{body:#}");
 
-    // While the policy names it, no (policy values are rows of `policy_setting`).
-    use archiving_manager::entity::policy_setting;
-    use sea_orm::{ActiveModelTrait, Set};
-    let row = policy_setting::ActiveModel { key: Set("STORAGE_BACKENDS".into()), value: Set(json!(["doomed"])), locked: Set(false), updated_at: Set(chrono::Utc::now()), updated_by: Set(None) }
+    // While the policy stores to it, no (policy values are rows of `policy_setting`; the policy
+    // holds backend ids).
+    use archiving_manager::entity::{policy_setting, storage_backend};
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+    let doomed = storage_backend::Entity::find().filter(storage_backend::Column::Name.eq("doomed")).one(&app.state.db).await.unwrap().unwrap();
+    let row = policy_setting::ActiveModel { key: Set("STORAGE_BACKENDS".into()), value: Set(json!([doomed.id])), locked: Set(false), updated_at: Set(chrono::Utc::now()), updated_by: Set(None) }
         .insert(&app.state.db)
         .await
         .unwrap();
     let body = delete(&app, &id).await;
     assert_eq!(codes(&body["data"]["deleteStorageBackend"]), ["INVALID_STATE"], "{body:#}");
     assert!(body["data"]["deleteStorageBackend"]["userErrors"][0]["message"].as_str().unwrap().contains("policy"));
-    let body = update(&app, json!({"id": id, "name": "elsewhere"})).await;
-    assert_eq!(codes(&body["data"]["updateStorageBackend"]), ["INVALID_STATE"], "no rename under the policy either");
+    // A rename is fine: the policy follows the id.
+    for name in ["elsewhere", "doomed"] {
+        let body = update(&app, json!({"id": id, "name": name})).await;
+        assert!(body["data"]["updateStorageBackend"]["userErrors"].as_array().unwrap().is_empty(), "rename under the policy: {body:#}");
+    }
     policy_setting::Entity::delete_by_id(row.key).exec(&app.state.db).await.unwrap();
 
     let body = delete(&app, &id).await;
