@@ -1,7 +1,7 @@
 //! ACTIVITY_ARCHIVING: each activity is archived by its own queue task (`engine::tasks`); the
 //! stage queues the tasks not yet queued and is done when every task finished. A failed task
 //! fails the stage, transiently only when every failed task failed transiently.
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{Outcome, Stage, StageResult};
@@ -19,7 +19,7 @@ impl Stage for Archiving {
         let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job.id)).all(&engine.db).await.map_err(anyhow::Error::from)?;
         let status = |t: &archive_task::Model| t.status.parse::<TaskStatus>().unwrap_or(TaskStatus::Failed);
         if tasks.iter().any(|t| status(t) == TaskStatus::Created) {
-            dispatch_tasks(engine, job.id).await?;
+            dispatch(engine, job.id, tasks).await?;
             return Ok(Outcome::Waiting);
         }
         if !tasks.iter().all(|t| status(t).is_final()) {
@@ -34,9 +34,9 @@ impl Stage for Archiving {
     }
 }
 
-/// Queues every task that is not done or running.
-pub async fn dispatch_tasks(engine: &Engine, job_id: Uuid) -> anyhow::Result<()> {
-    let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job_id)).order_by_asc(archive_task::Column::Id).all(&engine.db).await?;
+/// Queues those of `tasks` (the job's, just read) that are not done or running, in id order.
+async fn dispatch(engine: &Engine, job_id: Uuid, mut tasks: Vec<archive_task::Model>) -> anyhow::Result<()> {
+    tasks.sort_by_key(|t| t.id);
     for t in tasks {
         if t.status == TaskStatus::Created.to_string() {
             engine.jobs.task_transition(&t, &[TaskStatus::Created], TaskStatus::Queued, |_| {}).await?;

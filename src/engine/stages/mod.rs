@@ -20,8 +20,6 @@ use crate::{
     entity::{archive_job, archive_task},
 };
 
-pub use archiving::dispatch_tasks;
-
 /// What a stage's run says about the job.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {

@@ -34,7 +34,8 @@ impl Stage for Store {
         let mut done = 0;
         for (t, p, path) in &staged {
             for b in &backends {
-                if engine.interrupted(job).await? {
+                // Between two puts: before the first, `job` is as fresh as a read here would be.
+                if done > 0 && engine.interrupted(job).await? {
                     return Ok(Outcome::Again);
                 }
                 let file = match recorded(engine, job, t, b).await? {
@@ -48,7 +49,10 @@ impl Stage for Store {
                     confirm(engine, &file).await?;
                 }
                 done += 1;
-                engine.jobs.raise_progress(job.id, JobStatus::Store, start + ((end - start) as usize * done / total) as i32).await?;
+                // After the last put, the move to the next stage raises the progress.
+                if done < total {
+                    engine.jobs.raise_progress(job.id, JobStatus::Store, start + ((end - start) as usize * done / total) as i32).await?;
+                }
             }
         }
         Ok(Outcome::Done)
