@@ -151,8 +151,8 @@ with_each_backend!(job_lists_cost_the_same_at_any_page_size, the_reporting_query
 /// (small jobs): 135 on SQLite, 163 on PostgreSQL.
 fn small_job_bound(backend: Backend) -> u64 {
     match backend {
-        Backend::Sqlite => 115,
-        Backend::Postgres => 141,
+        Backend::Sqlite => 100,
+        Backend::Postgres => 126,
     }
 }
 

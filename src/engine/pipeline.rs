@@ -130,6 +130,7 @@ impl Engine {
         // The job as the last step's own statement returned it (a transition's RETURNING): as
         // fresh as reading it again, a cancel committed before it included. `None`: read it.
         let mut known = Some(job);
+        let tasks = stages::Tasks::default();
         // Each turn runs one step; a bound keeps a bug from spinning forever.
         for _ in 0..32 {
             if lease.lost() {
@@ -190,7 +191,7 @@ impl Engine {
                 }
                 s => {
                     let Some(stage) = stages::of(s) else { return Ok(()) };
-                    match stage.run(self, &job).await {
+                    match stage.run(self, &job, &tasks).await {
                         Ok(Outcome::Done) => known = self.complete_stage(&job, s).await?,
                         Ok(Outcome::Waiting) => return Ok(()),
                         Ok(Outcome::Again) => {}

@@ -49,11 +49,11 @@ impl drivers::Progress for TaskProgress {
 impl Engine {
     /// Handles a task message.
     pub async fn run_task(&self, job_id: Uuid, task_id: i64) -> anyhow::Result<()> {
-        let Some(job) = archive_job::Entity::find_by_id(job_id).one(&self.db).await? else { return Ok(()) };
+        let found = archive_task::Entity::find_by_id(task_id).find_also_related(archive_job::Entity).one(&self.db).await?;
+        let Some((task, Some(job))) = found.filter(|(t, _)| t.job_id == job_id) else { return Ok(()) };
         if job.status != JobStatus::ActivityArchiving.to_string() || job.cancel_requested {
             return Ok(()); // stale message: the job moved on, or ended
         }
-        let Some(task) = archive_task::Entity::find_by_id(task_id).one(&self.db).await? else { return Ok(()) };
         if task.status.parse::<TaskStatus>().is_ok_and(|s| s.is_final()) {
             self.queue.push_stage(job_id, None).await?;
             return Ok(());

@@ -4,7 +4,7 @@
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::{Outcome, Stage, StageResult};
+use super::{Outcome, Stage, StageResult, Tasks};
 use crate::{
     domain::{Failure, TaskStatus},
     engine::Engine,
@@ -15,7 +15,7 @@ pub struct Archiving;
 
 #[async_trait::async_trait]
 impl Stage for Archiving {
-    async fn run(&self, engine: &Engine, job: &archive_job::Model) -> StageResult {
+    async fn run(&self, engine: &Engine, job: &archive_job::Model, known: &Tasks) -> StageResult {
         let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job.id)).all(&engine.db).await.map_err(anyhow::Error::from)?;
         let status = |t: &archive_task::Model| t.status.parse::<TaskStatus>().unwrap_or(TaskStatus::Failed);
         if tasks.iter().any(|t| status(t) == TaskStatus::Created) {
@@ -30,6 +30,7 @@ impl Stage for Archiving {
             let msg = format!("archiving activity {} failed: {}", first.activity_id, first.error.as_deref().unwrap_or("without a reason"));
             return Err(if failed.iter().all(|t| t.failure_transient) { Failure::transient(msg) } else { Failure::permanent(msg) });
         }
+        known.remember(tasks);
         Ok(Outcome::Done)
     }
 }
