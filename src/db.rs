@@ -35,7 +35,10 @@ pub async fn connect(url: &str) -> anyhow::Result<(DatabaseConnection, Statement
         // that waits on something else (the LMS sync) makes everything wait: the acquire timeout
         // is the busy timeout writers had before. WAL still keeps readers of other processes
         // (backups, `sqlite3`) beside the writer; busy_timeout is for those.
-        opts.max_connections(1).min_connections(1).acquire_timeout(Duration::from_secs(30)).map_sqlx_sqlite_opts(|o| {
+        // No ping before each use of the connection (sqlx's default): a file cannot go away
+        // like a server, and on the one connection every ping was a round trip to its thread
+        // that all other statements waited behind, about one per statement.
+        opts.max_connections(1).min_connections(1).acquire_timeout(Duration::from_secs(30)).test_before_acquire(false).map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
@@ -43,7 +46,11 @@ pub async fn connect(url: &str) -> anyhow::Result<(DatabaseConnection, Statement
                 .create_if_missing(true)
         });
     } else {
-        opts.max_connections(16).min_connections(1);
+        // A ping before each use cost a round trip to the server per statement outside a
+        // transaction; only a connection idle for a while (which a restart, a proxy or a
+        // firewall may have cut) is pinged now. A cut one in use fails its statement, which
+        // is retried like any database error.
+        opts.max_connections(16).min_connections(1).test_before_acquire_if_idle_for(Duration::from_secs(5));
     }
     let mut db = Database::connect(opts).await.with_context(|| format!("connecting to the database ({})", redact_url(url)))?;
     let counter = StatementCounter::default();

@@ -10,7 +10,7 @@ use archiving_manager::{
 };
 use chrono::Utc;
 use common::{Backend, TestApp};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::{json, Value};
 
 /// The most statements the job query below may cost, at any page size up to 100.
@@ -144,3 +144,72 @@ async fn the_reporting_query_costs_the_same_at_any_page_size(backend: Backend) {
 }
 
 with_each_backend!(job_lists_cost_the_same_at_any_page_size, the_reporting_query_costs_the_same_at_any_page_size);
+
+/// The most statements one small job (one closed quiz, the default backend) may cost from its
+/// creation to COMPLETED, the API's `createArchiveJob` and every worker step together. A bound
+/// that fails when the count grows: on SQLite every statement waits for the one connection, so
+/// this count is what limits small jobs per second (see benches/README.md, queue). PostgreSQL
+/// adds a NOTIFY per event and the advisory lock of the slot claim. Before the cuts of issue 8
+/// (small jobs): 135 on SQLite, 163 on PostgreSQL; after them 98 and 123. Issue 10 added a
+/// few (the activity-kind switches and the policy's concurrency limit read at creation and at
+/// the slot claim): 104 on SQLite.
+fn small_job_bound(backend: Backend) -> u64 {
+    match backend {
+        Backend::Sqlite => 105,
+        Backend::Postgres => 126,
+    }
+}
+
+const CREATE_LEAN: &str = "mutation($i: CreateArchiveJobInput!) { createArchiveJob(input: $i) { job { id } userErrors { message } } }";
+
+/// Statements of the engine and the API for one small job, counted over the steps the workers
+/// would run, driven here one after another on an API without workers (the queue's messages are
+/// left unread; apalis's own fetch and acknowledgement of them run on the raw pool and are not
+/// counted). Returns (create, workers).
+async fn small_job_statements(app: &TestApp, activity: &Value) -> (u64, u64) {
+    let engine = &app.state.engine;
+    let counter = &app.state.statements;
+    let before = counter.get();
+    let data = app.data(&app.admin(), CREATE_LEAN, json!({"i": {"activityIds": [activity]}})).await;
+    let create = counter.get() - before;
+    assert_eq!(data["createArchiveJob"]["userErrors"], json!([]), "{data}");
+    let job = archive_job::Entity::find().order_by_desc(archive_job::Column::CreatedAt).one(&app.state.db).await.unwrap().unwrap();
+    let mut workers = 0;
+    // As the queue hands them out: a stage message, then the task messages the stage sent, then
+    // the stage message each task's end sends.
+    for _ in 0..5 {
+        let before = counter.get();
+        engine.advance(job.id).await.unwrap();
+        workers += counter.get() - before;
+        let now = archive_job::Entity::find_by_id(job.id).one(&app.state.db).await.unwrap().unwrap();
+        if now.status == "COMPLETED" {
+            return (create, workers);
+        }
+        assert_eq!(now.status, "ACTIVITY_ARCHIVING", "{now:?}");
+        let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job.id)).all(&app.state.db).await.unwrap();
+        for t in tasks.iter().filter(|t| t.status == "QUEUED") {
+            let before = counter.get();
+            engine.run_task(job.id, t.id).await.unwrap();
+            workers += counter.get() - before;
+        }
+    }
+    panic!("the job did not complete in five rounds");
+}
+
+async fn one_small_job_costs_a_bounded_number_of_statements(backend: Backend) {
+    let app = TestApp::start_api_only(backend).await;
+    let acts = app.data(&app.admin(), "{ activities(first: 100) { edges { node { id lmsId } } } }", json!({})).await;
+    let quiz = acts["activities"]["edges"].as_array().unwrap().iter().find(|e| e["node"]["lmsId"] == "1001").expect("demo quiz 1001")["node"]["id"].clone();
+    // The fewest of three jobs: the event log's reader polls once a second, and a poll that
+    // falls into a window is not the job's.
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        runs.push(small_job_statements(&app, &quiz).await);
+    }
+    let (create, workers) = runs.iter().copied().min_by_key(|(c, w)| c + w).unwrap();
+    eprintln!("{backend:?}: statements per small job (create, workers): {runs:?}");
+    let bound = small_job_bound(backend);
+    assert!(create + workers <= bound, "one small job cost {create} + {workers} statements (bound {bound}); runs: {runs:?}");
+}
+
+with_each_backend!(one_small_job_costs_a_bounded_number_of_statements);

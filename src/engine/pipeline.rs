@@ -29,12 +29,12 @@ impl Engine {
         // Bounded: each round is a completed hand-off (the tasks ended, a slot freed), not a spin.
         for _ in 0..4 {
             let owner = self.owner();
-            if !Lease::take_job(&self.db, job_id, &owner, self.lease_ttl()).await? {
+            let Some(job) = Lease::claim_job(&self.db, job_id, &owner, self.lease_ttl()).await? else {
                 // Another worker is on it; it looks again after it lets go, and so does this
                 // message, later, in case that worker dies instead.
                 self.queue.push_stage(job_id, Some(Duration::from_secs(1))).await?;
                 return Ok(());
-            }
+            };
             let guard = {
                 let (db, owner, ttl) = (self.db.clone(), owner.clone(), self.lease_ttl());
                 LeaseGuard::hold(ttl, move || {
@@ -42,12 +42,12 @@ impl Engine {
                     Box::pin(async move { Lease::take_job(&db, job_id, &owner, ttl).await })
                 })
             };
-            let result = self.advance_leased(job_id, &guard).await;
+            let result = self.advance_leased(job, &guard).await;
             let lost = guard.lost();
             drop(guard);
-            Lease::release_job(&self.db, job_id, &owner).await?;
+            let released = Lease::release_job(&self.db, job_id, &owner).await?;
             result?;
-            if lost || !self.due_after_release(job_id).await? {
+            if lost || !self.due_after_release(job_id, released).await? {
                 return Ok(());
             }
         }
@@ -58,9 +58,16 @@ impl Engine {
     /// slot, a cancel) may have arrived while it held the lease: the message that said so then
     /// found the lease taken and went back to the queue for a second. Looking here, after the
     /// release, closes that gap: anything committed before the release is seen now, anything
-    /// after it finds the lease free.
-    async fn due_after_release(&self, job_id: Uuid) -> anyhow::Result<bool> {
-        let Some((job, status)) = self.load(job_id).await? else { return Ok(false) };
+    /// after it finds the lease free. `released` is the job as the release left it, if known.
+    async fn due_after_release(&self, job_id: Uuid, released: Option<archive_job::Model>) -> anyhow::Result<bool> {
+        let known = match released {
+            Some(job) => {
+                let status = status_of(&job)?;
+                Some((job, status))
+            }
+            None => self.load(job_id).await?,
+        };
+        let Some((job, status)) = known else { return Ok(false) };
         if status.is_final() {
             return Ok(false);
         }
@@ -113,17 +120,32 @@ impl Engine {
 
     async fn load(&self, job_id: Uuid) -> anyhow::Result<Option<(archive_job::Model, JobStatus)>> {
         let Some(job) = archive_job::Entity::find_by_id(job_id).one(&self.db).await? else { return Ok(None) };
-        let status: JobStatus = job.status.parse().map_err(|_| anyhow::anyhow!("job {job_id} has unknown status {}", job.status))?;
+        let status = status_of(&job)?;
         Ok(Some((job, status)))
     }
 
-    async fn advance_leased(&self, job_id: Uuid, lease: &LeaseGuard) -> anyhow::Result<()> {
+    /// Runs what is due for `job` (as its lease was taken) until it waits or ends.
+    async fn advance_leased(&self, job: archive_job::Model, lease: &LeaseGuard) -> anyhow::Result<()> {
+        let job_id = job.id;
+        // The job as the last step's own statement returned it (a transition's RETURNING): as
+        // fresh as reading it again, a cancel committed before it included. `None`: read it.
+        let mut known = Some(job);
+        let tasks = stages::Tasks::default();
         // Each turn runs one step; a bound keeps a bug from spinning forever.
         for _ in 0..32 {
             if lease.lost() {
                 return Ok(()); // another worker may have the job now; it goes on from here
             }
-            let Some((job, status)) = self.load(job_id).await? else { return Ok(()) };
+            let (job, status) = match known.take() {
+                Some(job) => {
+                    let status = status_of(&job)?;
+                    (job, status)
+                }
+                None => match self.load(job_id).await? {
+                    Some(loaded) => loaded,
+                    None => return Ok(()),
+                },
+            };
             if status.is_final() {
                 return Ok(());
             }
@@ -138,10 +160,11 @@ impl Engine {
             }
             match status {
                 JobStatus::Uninitialized => {
-                    self.jobs.transition(job_id, status, JobStatus::Queued, Patch::default(), "").await?;
+                    known = self.jobs.transition(job_id, status, JobStatus::Queued, Patch::default(), "").await?;
                 }
                 JobStatus::Queued => {
-                    if !self.claim_slot(&job).await? {
+                    known = self.claim_slot(&job).await?;
+                    if known.is_none() {
                         // No slot: the job whose end frees one wakes this one (`wake_queued`),
                         // and the sweeper does if that message is lost.
                         return Ok(());
@@ -153,8 +176,9 @@ impl Engine {
                         self.queue.push_stage(job_id, Some((due - now).to_std().unwrap_or_default())).await?;
                         return Ok(());
                     }
-                    if let Err(e) = self.resume(&job).await {
-                        self.stage_failed(&job, status, Failure::from(e)).await?;
+                    match self.resume(&job).await {
+                        Ok(moved) => known = moved,
+                        Err(e) => self.stage_failed(&job, status, Failure::from(e)).await?,
                     }
                 }
                 JobStatus::ErrorHandling => {
@@ -167,8 +191,8 @@ impl Engine {
                 }
                 s => {
                     let Some(stage) = stages::of(s) else { return Ok(()) };
-                    match stage.run(self, &job).await {
-                        Ok(Outcome::Done) => self.complete_stage(&job, s).await?,
+                    match stage.run(self, &job, &tasks).await {
+                        Ok(Outcome::Done) => known = self.complete_stage(&job, s).await?,
                         Ok(Outcome::Waiting) => return Ok(()),
                         Ok(Outcome::Again) => {}
                         Err(f) => self.stage_failed(&job, s, f).await?,
@@ -179,23 +203,25 @@ impl Engine {
         anyhow::bail!("job {job_id} did not settle after 32 steps")
     }
 
-    /// Records that `stage` is complete and moves the job to the next one.
-    async fn complete_stage(&self, job: &archive_job::Model, stage: JobStatus) -> anyhow::Result<()> {
+    /// Records that `stage` is complete and moves the job to the next one; returns the job as
+    /// moved (`None`: someone else moved it first).
+    async fn complete_stage(&self, job: &archive_job::Model, stage: JobStatus) -> anyhow::Result<Option<archive_job::Model>> {
         let next = stage.next_stage().ok_or_else(|| anyhow::anyhow!("{stage} has no next stage"))?;
         let mut patch = Patch { completed_stage: Some(Some(stage.to_string())), progress_at_least: Some(next.progress_range().0), ..Default::default() };
         if next == JobStatus::Completed {
             patch.finished_at = Some(Utc::now());
             patch.error = Some(None);
         }
-        if self.jobs.transition(job.id, stage, next, patch, "").await?.is_some() && next == JobStatus::Completed {
+        let moved = self.jobs.transition(job.id, stage, next, patch, "").await?;
+        if moved.is_some() && next == JobStatus::Completed {
             self.wake_queued(1).await?;
         }
-        Ok(())
+        Ok(moved)
     }
 
     /// Takes one of the `max_concurrent_jobs` slots and starts the job, or resumes a new attempt
-    /// at the stage that failed.
-    async fn claim_slot(&self, job: &archive_job::Model) -> anyhow::Result<bool> {
+    /// at the stage that failed. Returns the job as started, `None` when no slot was free.
+    async fn claim_slot(&self, job: &archive_job::Model) -> anyhow::Result<Option<archive_job::Model>> {
         let settings = job_settings(job)?;
         let resume_at = self.resume_stage(job).await?;
         if resume_at == JobStatus::ActivityArchiving {
@@ -210,8 +236,7 @@ impl Engine {
         };
         let note = if job.attempt > 1 { format!("attempt {} starts at {resume_at}", job.attempt) } else { String::new() };
         let slots = self.max_concurrent_jobs().await?;
-        let moved = self.jobs.transition_within(job.id, JobStatus::Queued, resume_at, patch, &note, Some(slots)).await?;
-        Ok(moved.is_some())
+        self.jobs.transition_within(job.id, JobStatus::Queued, resume_at, patch, &note, Some(slots)).await
     }
 
     /// Where a job (re)starts: the stage that failed last, unless what it needs from earlier
@@ -243,15 +268,14 @@ impl Engine {
         Ok(failed)
     }
 
-    /// Back from RECOVERABLE_ERROR to the stage that failed.
-    async fn resume(&self, job: &archive_job::Model) -> anyhow::Result<()> {
+    /// Back from RECOVERABLE_ERROR to the stage that failed; returns the job as moved.
+    async fn resume(&self, job: &archive_job::Model) -> anyhow::Result<Option<archive_job::Model>> {
         let stage = self.resume_stage(job).await?;
         if stage == JobStatus::ActivityArchiving {
             self.requeue_unfinished_tasks(job).await?;
         }
         let note = format!("retry {} of {}", job.retries, self.settings.max_retries);
-        self.jobs.transition(job.id, JobStatus::RecoverableError, stage, Patch { next_retry_at: Some(None), ..Default::default() }, &note).await?;
-        Ok(())
+        self.jobs.transition(job.id, JobStatus::RecoverableError, stage, Patch { next_retry_at: Some(None), ..Default::default() }, &note).await
     }
 
     /// Tasks that did not finish (failed, canceled, or whose package is gone) start over.
@@ -351,4 +375,8 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+fn status_of(job: &archive_job::Model) -> anyhow::Result<JobStatus> {
+    job.status.parse().map_err(|_| anyhow::anyhow!("job {} has unknown status {}", job.id, job.status))
 }

@@ -49,11 +49,11 @@ impl drivers::Progress for TaskProgress {
 impl Engine {
     /// Handles a task message.
     pub async fn run_task(&self, job_id: Uuid, task_id: i64) -> anyhow::Result<()> {
-        let Some(job) = archive_job::Entity::find_by_id(job_id).one(&self.db).await? else { return Ok(()) };
+        let found = archive_task::Entity::find_by_id(task_id).find_also_related(archive_job::Entity).one(&self.db).await?;
+        let Some((task, Some(job))) = found.filter(|(t, _)| t.job_id == job_id) else { return Ok(()) };
         if job.status != JobStatus::ActivityArchiving.to_string() || job.cancel_requested {
             return Ok(()); // stale message: the job moved on, or ended
         }
-        let Some(task) = archive_task::Entity::find_by_id(task_id).one(&self.db).await? else { return Ok(()) };
         if task.status.parse::<TaskStatus>().is_ok_and(|s| s.is_final()) {
             self.queue.push_stage(job_id, None).await?;
             return Ok(());
@@ -83,10 +83,14 @@ impl Engine {
         let from = [TaskStatus::Created, TaskStatus::Queued, TaskStatus::Running, TaskStatus::Finalizing];
         // A task in chunks is looked at again each time a chunk ends: it is already running.
         let waiting_for_chunks = task.status == TaskStatus::Running.to_string() && self.has_chunks(task.id).await?;
-        if !waiting_for_chunks && !self.jobs.task_transition(&task, &from, TaskStatus::Running, |am| am.started_at = Set(Some(Utc::now()))).await? {
-            return Ok(());
-        }
-        let task = archive_task::Entity::find_by_id(task.id).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("task vanished"))?;
+        let task = if waiting_for_chunks {
+            task
+        } else {
+            match self.jobs.task_transition(&task, &from, TaskStatus::Running, |am| am.started_at = Set(Some(Utc::now()))).await? {
+                Some(running) => running,
+                None => return Ok(()),
+            }
+        };
         let request = self.archive_request(job, &task).await?;
         let out_dir = self.task_staging(job.id, task.id);
         tokio::fs::create_dir_all(&out_dir).await?;
@@ -129,15 +133,20 @@ impl Engine {
                 }
             }
         }
-        let job_now = archive_job::Entity::find_by_id(job.id).one(&self.db).await?;
-        let timed_out = job_now.as_ref().and_then(|j| j.deadline).is_some_and(|d| Utc::now() > d);
+        // Read only when a task stops early: whether it ends as CANCELED or TIMEOUT.
+        let timed_out = || async {
+            let job_now = archive_job::Entity::find_by_id(job.id).one(&self.db).await?;
+            anyhow::Ok(job_now.and_then(|j| j.deadline).is_some_and(|d| Utc::now() > d))
+        };
         let open = [TaskStatus::Running];
         match outcome {
             Ok(pkg) => {
                 if stop.load(Ordering::Relaxed) {
                     return Ok(()); // finished just as the job was canceled: the job ends it
                 }
-                self.jobs.task_transition(&task, &open, TaskStatus::Finalizing, |_| {}).await?;
+                let Some(task) = self.jobs.task_transition(&task, &open, TaskStatus::Finalizing, |_| {}).await? else {
+                    return Ok(()); // the job ended it meanwhile (a cancel, a timeout)
+                };
                 let staged = StagedPackage { file_name: pkg.file_name.clone(), media_type: pkg.media_type.clone(), size: pkg.size, sha256: pkg.sha256.clone() };
                 // The record goes in after the package: its presence means the package is complete.
                 let tmp = out_dir.join(format!(".{STAGED_META}.tmp"));
@@ -147,7 +156,6 @@ impl Engine {
                 let finished = Utc::now();
                 let records = pkg.records as i32;
                 let fp = pkg.fingerprint.clone();
-                let task = archive_task::Entity::find_by_id(task.id).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("task vanished"))?;
                 self.jobs.task_transition(&task, &[TaskStatus::Finalizing], TaskStatus::Finished, move |am| {
                     am.progress = Set(100);
                     am.fingerprint = Set(Some(fp));
@@ -159,12 +167,12 @@ impl Engine {
                 self.jobs.log(job.id, Some(task.id), LogLevel::Info, &format!("archived {} records into {} ({} bytes)", pkg.records, pkg.file_name, pkg.size)).await?;
             }
             Err(ArchiveError::Cancelled) => {
-                let to = if timed_out { TaskStatus::Timeout } else { TaskStatus::Canceled };
+                let to = if timed_out().await? { TaskStatus::Timeout } else { TaskStatus::Canceled };
                 self.jobs.task_transition(&task, &open, to, |am| am.finished_at = Set(Some(Utc::now()))).await?;
             }
             Err(ArchiveError::Failed(e)) if stop.load(Ordering::Relaxed) => {
                 tracing::debug!(error = %e, "task failed while being stopped");
-                let to = if timed_out { TaskStatus::Timeout } else { TaskStatus::Canceled };
+                let to = if timed_out().await? { TaskStatus::Timeout } else { TaskStatus::Canceled };
                 self.jobs.task_transition(&task, &open, to, |am| am.finished_at = Set(Some(Utc::now()))).await?;
             }
             Err(ArchiveError::Failed(f)) => self.fail_task(&task, f).await?,
@@ -231,8 +239,8 @@ impl Engine {
 
     pub(super) async fn archive_request(&self, job: &archive_job::Model, task: &archive_task::Model) -> anyhow::Result<ArchiveRequest> {
         let settings = job_settings(job)?;
-        let a = activity::Entity::find_by_id(task.activity_id).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("activity {} is gone", task.activity_id))?;
-        let c = course::Entity::find_by_id(a.course_id).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("course {} is gone", a.course_id))?;
+        let (a, c) = activity::Entity::find_by_id(task.activity_id).find_also_related(course::Entity).one(&self.db).await?.ok_or_else(|| anyhow::anyhow!("activity {} is gone", task.activity_id))?;
+        let c = c.ok_or_else(|| anyhow::anyhow!("course {} is gone", a.course_id))?;
         let kind: ActivityKind = a.kind.parse().map_err(|_| anyhow::anyhow!("activity {} has unknown kind {}", a.id, a.kind))?;
         Ok(ArchiveRequest {
             job_id: job.id,

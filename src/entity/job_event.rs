@@ -21,7 +21,18 @@ pub struct Model {
     pub created_at: DateTimeUtc,
 }
 
+/// The job an event is about; no foreign key in the database (events outlive their job), so a
+/// join finds none for a removed job.
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(belongs_to = "super::archive_job::Entity", from = "Column::JobId", to = "super::archive_job::Column::Id")]
+    Job,
+}
+
+impl Related<super::archive_job::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Job.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

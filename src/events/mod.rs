@@ -1,5 +1,5 @@
 //! Readers of the durable event log (`job_event`, written by `jobs` in the same transaction as
-//! each change). One tailer per process reads new rows once, loads the jobs they name in one
+//! each change). One tailer per process reads new rows once, with the jobs they name in the same
 //! query, and broadcasts them to every local subscriber, so the database load of live progress
 //! does not grow with the number of subscribers. Across processes only the event id travels: on
 //! PostgreSQL the writer NOTIFYs it inside its transaction (delivered on commit), on SQLite (one
@@ -16,7 +16,6 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use strum::{AsRefStr, Display, EnumString};
 use tokio::sync::{broadcast, Notify};
-use uuid::Uuid;
 
 use crate::entity::{archive_job, job_event};
 
@@ -168,7 +167,15 @@ impl Tailer {
 
     /// Reads and delivers what is new; true when there may be more right away.
     async fn step(&mut self) -> anyhow::Result<bool> {
-        let rows = job_event::Entity::find().filter(job_event::Column::Id.gt(self.last)).order_by_asc(job_event::Column::Id).limit(BATCH).all(&self.db).await?;
+        // The jobs come with their events (one statement per look, not two): this runs after
+        // nearly every commit.
+        let rows = job_event::Entity::find()
+            .find_also_related(archive_job::Entity)
+            .filter(job_event::Column::Id.gt(self.last))
+            .order_by_asc(job_event::Column::Id)
+            .limit(BATCH)
+            .all(&self.db)
+            .await?;
         if rows.is_empty() {
             self.gap_since = None;
             return Ok(false);
@@ -176,7 +183,7 @@ impl Tailer {
         // Deliver in id order up to the first hole; a hole that stays is a rolled-back writer.
         let mut usable = 0;
         let mut expected = self.last + 1;
-        for r in &rows {
+        for (r, _) in &rows {
             if r.id != expected {
                 break;
             }
@@ -191,20 +198,10 @@ impl Tailer {
             usable = 1; // give up on the hole: take the next row as it is
         }
         self.gap_since = None;
-        let rows: Vec<job_event::Model> = rows.into_iter().take(usable).collect();
         let full = rows.len() as u64 == BATCH;
-        let ids: Vec<Uuid> = {
-            let mut v: Vec<Uuid> = rows.iter().map(|r| r.job_id).collect();
-            v.sort();
-            v.dedup();
-            v
-        };
-        let jobs: std::collections::HashMap<Uuid, archive_job::Model> =
-            archive_job::Entity::find().filter(archive_job::Column::Id.is_in(ids)).all(&self.db).await?.into_iter().map(|j| (j.id, j)).collect();
-        for r in rows {
+        for (r, current) in rows.into_iter().take(usable) {
             self.last = r.id;
-            let current = jobs.get(&r.job_id);
-            if let Some(e) = JobEvent::from_row(r, current) {
+            if let Some(e) = JobEvent::from_row(r, current.as_ref()) {
                 let _ = self.tx.send(Arc::new(e));
             }
         }

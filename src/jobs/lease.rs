@@ -70,8 +70,34 @@ impl Lease {
         Self::take::<archive_job::Entity>(db, Condition::all().add(archive_job::Column::Id.eq(job_id)), Self::JOB, owner, ttl, vec![]).await
     }
 
-    pub async fn release_job(db: &DatabaseConnection, job_id: Uuid, owner: &str) -> anyhow::Result<()> {
-        Self::release::<archive_job::Entity>(db, Condition::all().add(archive_job::Column::Id.eq(job_id)), Self::JOB, owner, vec![]).await
+    /// As [`Lease::take_job`], returning the job as it is once taken (`None`: not taken), so
+    /// that the holder need not read it again.
+    pub async fn claim_job(db: &DatabaseConnection, job_id: Uuid, owner: &str, ttl: chrono::Duration) -> anyhow::Result<Option<archive_job::Model>> {
+        let now = Utc::now();
+        let (owner_col, until_col) = Self::JOB;
+        let free = Condition::any().add(until_col.is_null()).add(until_col.lt(now)).add(owner_col.eq(owner));
+        let taken = archive_job::Entity::update_many()
+            .col_expr(owner_col, Expr::val(Some(owner.to_string())).into())
+            .col_expr(until_col, Expr::val(Some(now + ttl)).into())
+            .filter(archive_job::Column::Id.eq(job_id))
+            .filter(free)
+            .exec_with_returning(db)
+            .await?;
+        Ok(taken.into_iter().next())
+    }
+
+    /// Lets go of a job's lease we hold; returns the job as it is then (`None` when the lease
+    /// was no longer ours), so that whoever looks at it next need not read it again.
+    pub async fn release_job(db: &DatabaseConnection, job_id: Uuid, owner: &str) -> anyhow::Result<Option<archive_job::Model>> {
+        let (owner_col, until_col) = Self::JOB;
+        let released = archive_job::Entity::update_many()
+            .col_expr(owner_col, Expr::val(None::<String>).into())
+            .col_expr(until_col, Expr::val(None::<DateTime<Utc>>).into())
+            .filter(archive_job::Column::Id.eq(job_id))
+            .filter(owner_col.eq(owner))
+            .exec_with_returning(db)
+            .await?;
+        Ok(released.into_iter().next())
     }
 
     pub async fn take_task(db: &DatabaseConnection, task_id: i64, owner: &str, ttl: chrono::Duration) -> anyhow::Result<bool> {

@@ -324,15 +324,15 @@ impl JobStore {
         Ok(())
     }
 
-    /// Moves a task from one of `from` to `to`; returns whether it moved. The move, its log line
-    /// and the job's TASK_CHANGED event commit together.
+    /// Moves a task from one of `from` to `to`; returns the task as moved, `None` when it was not
+    /// in `from`. The move, its log line and the job's TASK_CHANGED event commit together.
     pub async fn task_transition(
         &self,
         task: &archive_task::Model,
         from: &[TaskStatus],
         to: TaskStatus,
         set: impl FnOnce(&mut archive_task::ActiveModel),
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<Option<archive_task::Model>> {
         let mut am: archive_task::ActiveModel = task.clone().into();
         am.status = Set(to.to_string());
         am.updated_at = Set(Utc::now());
@@ -340,10 +340,11 @@ impl JobStore {
         let txn = self.db.begin().await?;
         // Conditional on the old status, like job transitions.
         let q = archive_task::Entity::update_many().set(am).filter(archive_task::Column::Id.eq(task.id)).filter(archive_task::Column::Status.is_in(from.iter().map(|s| s.to_string())));
-        if q.exec(&txn).await?.rows_affected == 0 {
+        // RETURNING: the caller goes on with the task as moved instead of reading it again.
+        let Some(moved) = q.exec_with_returning(&txn).await?.into_iter().next() else {
             txn.rollback().await?;
-            return Ok(false);
-        }
+            return Ok(None);
+        };
         let level = if to == TaskStatus::Failed { LogLevel::Error } else { LogLevel::Info };
         self.log_in(&txn, task.job_id, Some(task.id), level, &format!("task {} {} → {to}", task.id, task.status)).await?;
         match self.change_in(&txn, task.job_id, archive_job::Entity::update_many()).await? {
@@ -351,7 +352,7 @@ impl JobStore {
             None => txn.commit().await?,
         }
         faults::point(|| format!("task:{to}"));
-        Ok(true)
+        Ok(Some(moved))
     }
 
     /// Ends every open task of a job in `txn` (with a log line each), so that the job's final

@@ -1,10 +1,10 @@
 //! ACTIVITY_ARCHIVING: each activity is archived by its own queue task (`engine::tasks`); the
 //! stage queues the tasks not yet queued and is done when every task finished. A failed task
 //! fails the stage, transiently only when every failed task failed transiently.
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::{Outcome, Stage, StageResult};
+use super::{Outcome, Stage, StageResult, Tasks};
 use crate::{
     domain::{Failure, TaskStatus},
     engine::Engine,
@@ -15,11 +15,11 @@ pub struct Archiving;
 
 #[async_trait::async_trait]
 impl Stage for Archiving {
-    async fn run(&self, engine: &Engine, job: &archive_job::Model) -> StageResult {
+    async fn run(&self, engine: &Engine, job: &archive_job::Model, known: &Tasks) -> StageResult {
         let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job.id)).all(&engine.db).await.map_err(anyhow::Error::from)?;
         let status = |t: &archive_task::Model| t.status.parse::<TaskStatus>().unwrap_or(TaskStatus::Failed);
         if tasks.iter().any(|t| status(t) == TaskStatus::Created) {
-            dispatch_tasks(engine, job.id).await?;
+            dispatch(engine, job.id, tasks).await?;
             return Ok(Outcome::Waiting);
         }
         if !tasks.iter().all(|t| status(t).is_final()) {
@@ -30,13 +30,14 @@ impl Stage for Archiving {
             let msg = format!("archiving activity {} failed: {}", first.activity_id, first.error.as_deref().unwrap_or("without a reason"));
             return Err(if failed.iter().all(|t| t.failure_transient) { Failure::transient(msg) } else { Failure::permanent(msg) });
         }
+        known.remember(tasks);
         Ok(Outcome::Done)
     }
 }
 
-/// Queues every task that is not done or running.
-pub async fn dispatch_tasks(engine: &Engine, job_id: Uuid) -> anyhow::Result<()> {
-    let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job_id)).order_by_asc(archive_task::Column::Id).all(&engine.db).await?;
+/// Queues those of `tasks` (the job's, just read) that are not done or running, in id order.
+async fn dispatch(engine: &Engine, job_id: Uuid, mut tasks: Vec<archive_task::Model>) -> anyhow::Result<()> {
+    tasks.sort_by_key(|t| t.id);
     for t in tasks {
         if t.status == TaskStatus::Created.to_string() {
             engine.jobs.task_transition(&t, &[TaskStatus::Created], TaskStatus::Queued, |_| {}).await?;

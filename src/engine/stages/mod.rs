@@ -20,8 +20,6 @@ use crate::{
     entity::{archive_job, archive_task},
 };
 
-pub use archiving::dispatch_tasks;
-
 /// What a stage's run says about the job.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -37,7 +35,31 @@ pub type StageResult = Result<Outcome, Failure>;
 
 #[async_trait::async_trait]
 pub trait Stage: Send + Sync {
-    async fn run(&self, engine: &Engine, job: &archive_job::Model) -> StageResult;
+    /// Runs the stage's work for `job`; `tasks` holds the job's tasks once a stage has read them.
+    async fn run(&self, engine: &Engine, job: &archive_job::Model, tasks: &Tasks) -> StageResult;
+}
+
+/// The job's tasks, read once while a worker holds the job however many stages it runs: the
+/// stages after ACTIVITY_ARCHIVING need only which tasks there are (ids, activities, order), and
+/// a job's tasks are never added or removed. ACTIVITY_ARCHIVING reads their states afresh and
+/// leaves them here when all have finished.
+#[derive(Default)]
+pub struct Tasks(tokio::sync::OnceCell<Vec<archive_task::Model>>);
+
+impl Tasks {
+    /// The job's tasks in id order.
+    async fn get(&self, engine: &Engine, job_id: uuid::Uuid) -> anyhow::Result<&[archive_task::Model]> {
+        let read = || async {
+            let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job_id)).order_by_asc(archive_task::Column::Id).all(&engine.db).await?;
+            anyhow::Ok(tasks)
+        };
+        Ok(self.0.get_or_try_init(read).await?.as_slice())
+    }
+
+    fn remember(&self, mut tasks: Vec<archive_task::Model>) {
+        tasks.sort_by_key(|t| t.id);
+        let _ = self.0.set(tasks);
+    }
 }
 
 /// The stage that runs while a job is in `status`, if it is one.
@@ -81,10 +103,9 @@ impl Engine {
     }
 
     /// Every task's staged package with its path, in task order.
-    async fn staged(&self, job: &archive_job::Model) -> Result<Vec<(archive_task::Model, StagedPackage, PathBuf)>, Failure> {
-        let tasks = archive_task::Entity::find().filter(archive_task::Column::JobId.eq(job.id)).order_by_asc(archive_task::Column::Id).all(&self.db).await.map_err(anyhow::Error::from)?;
+    async fn staged(&self, job: &archive_job::Model, tasks: &Tasks) -> Result<Vec<(archive_task::Model, StagedPackage, PathBuf)>, Failure> {
         let mut out = Vec::new();
-        for t in tasks {
+        for t in tasks.get(self, job.id).await?.iter().cloned() {
             let dir = self.task_staging(job.id, t.id);
             let meta = tokio::fs::read(dir.join(STAGED_META)).await.map_err(|e| Failure::permanent(format!("the package of task {} is missing from staging: {e}", t.id)))?;
             let p: StagedPackage = serde_json::from_slice(&meta).map_err(|e| Failure::permanent(format!("unreadable package record of task {}: {e}", t.id)))?;

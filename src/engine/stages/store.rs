@@ -10,7 +10,7 @@
 use chrono::Utc;
 use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TryIntoModel};
 
-use super::{job_settings, Outcome, Stage, StageResult, StagedPackage};
+use super::{job_settings, Outcome, Stage, StageResult, StagedPackage, Tasks};
 use crate::{
     domain::{Failure, JobStatus, LogLevel},
     engine::Engine,
@@ -23,9 +23,9 @@ pub struct Store;
 
 #[async_trait::async_trait]
 impl Stage for Store {
-    async fn run(&self, engine: &Engine, job: &archive_job::Model) -> StageResult {
+    async fn run(&self, engine: &Engine, job: &archive_job::Model, tasks: &Tasks) -> StageResult {
         let settings = job_settings(job)?;
-        let staged = engine.staged(job).await?;
+        let staged = engine.staged(job, tasks).await?;
         let mut backends = Vec::new();
         for name in &settings.storage_backends {
             let b = storage::files::backend_named(&engine.db, name).await?;
@@ -34,19 +34,24 @@ impl Stage for Store {
         let total = (staged.len() * backends.len()).max(1);
         let (start, end) = JobStatus::Store.progress_range();
         let retention_until = settings.retention_days.map(|d| job.created_at + chrono::Duration::days(d as i64));
+        // The job's file rows, read once: which packages are stored, which are only intents, and
+        // the rows of an earlier attempt whose keys a put reuses.
+        let files = archive_file::Entity::find().filter(archive_file::Column::JobId.eq(job.id)).all(&engine.db).await.map_err(anyhow::Error::from)?;
         let mut done = 0;
         // Backends found writable in this run (checked before their first put, not before
         // backends that already hold everything).
         let mut writable = std::collections::HashSet::new();
         for (t, p, path) in &staged {
             for b in &backends {
-                if engine.interrupted(job).await? {
+                // Between two puts: before the first, `job` is as fresh as a read here would be.
+                if done > 0 && engine.interrupted(job).await? {
                     return Ok(Outcome::Again);
                 }
-                let file = match recorded(engine, job, t, b).await? {
+                let recorded = files.iter().find(|f| f.task_id == Some(t.id) && f.storage_backend_id == b.id && f.deleted_at.is_none());
+                let file = match recorded {
                     Some(f) if f.stored_at.is_some() => None, // stored by an earlier run
-                    Some(intent) => Some(intent),
-                    None => Some(record_intent(engine, job, t, b, p, retention_until).await?),
+                    Some(intent) => Some(intent.clone()),
+                    None => Some(record_intent(engine, job, t, b, p, retention_until, &files).await?),
                 };
                 if let Some(file) = file {
                     if writable.insert(b.id) {
@@ -57,23 +62,14 @@ impl Stage for Store {
                     confirm(engine, &file).await?;
                 }
                 done += 1;
-                engine.jobs.raise_progress(job.id, JobStatus::Store, start + ((end - start) as usize * done / total) as i32).await?;
+                // After the last put, the move to the next stage raises the progress.
+                if done < total {
+                    engine.jobs.raise_progress(job.id, JobStatus::Store, start + ((end - start) as usize * done / total) as i32).await?;
+                }
             }
         }
         Ok(Outcome::Done)
     }
-}
-
-/// The file row of this task's package on this backend, confirmed or not.
-async fn recorded(engine: &Engine, job: &archive_job::Model, t: &archive_task::Model, b: &storage_backend::Model) -> Result<Option<archive_file::Model>, Failure> {
-    Ok(archive_file::Entity::find()
-        .filter(archive_file::Column::JobId.eq(job.id))
-        .filter(archive_file::Column::TaskId.eq(t.id))
-        .filter(archive_file::Column::StorageBackendId.eq(b.id))
-        .filter(archive_file::Column::DeletedAt.is_null())
-        .one(&engine.db)
-        .await
-        .map_err(anyhow::Error::from)?)
 }
 
 async fn record_intent(
@@ -83,21 +79,19 @@ async fn record_intent(
     b: &storage_backend::Model,
     p: &StagedPackage,
     retention_until: Option<chrono::DateTime<Utc>>,
+    files: &[archive_file::Model],
 ) -> Result<archive_file::Model, Failure> {
     // The key depends only on the job, the task and the name: a rerun puts the same key. A row
     // of an earlier attempt whose file was discarded (the job failed) becomes the new intent:
     // keys are unique per backend.
     let key = format!("{}/{}/{}/{}", job.created_at.format("%Y/%m"), job.id, t.id, p.file_name);
-    let earlier = archive_file::Entity::find()
-        .filter(archive_file::Column::StorageBackendId.eq(b.id))
-        .filter(archive_file::Column::StorageKey.eq(&key))
-        .one(&engine.db)
-        .await
-        .map_err(anyhow::Error::from)?;
+    // The key names the job: a row with it is among the job's `files`, or another job's by
+    // mistake, which the insert below finds (keys are unique per backend).
+    let earlier = files.iter().find(|f| f.storage_backend_id == b.id && f.storage_key == key).cloned();
     let mut row = match earlier {
         Some(e) if e.job_id == job.id && e.deleted_at.is_some() => e.into(),
         Some(_) => return Err(Failure::permanent(format!("{key} is recorded on {} for another file", b.name))),
-        None => archive_file::ActiveModel { job_id: Set(job.id), storage_backend_id: Set(b.id), storage_key: Set(key), legal_hold: Set(false), ..Default::default() },
+        None => archive_file::ActiveModel { job_id: Set(job.id), storage_backend_id: Set(b.id), storage_key: Set(key.clone()), legal_hold: Set(false), ..Default::default() },
     };
     row.task_id = Set(Some(t.id));
     row.file_name = Set(p.file_name.clone());
@@ -117,7 +111,21 @@ async fn record_intent(
     row.deletion_decision_reason = Set(None);
     row.created_at = Set(Utc::now());
     row.stored_at = Set(None);
-    let row = row.save(&engine.db).await.map_err(anyhow::Error::from)?.try_into_model().map_err(anyhow::Error::from)?;
+    let row = match row.save(&engine.db).await {
+        Ok(row) => row.try_into_model().map_err(anyhow::Error::from)?,
+        Err(e) => {
+            let taken = archive_file::Entity::find()
+                .filter(archive_file::Column::StorageBackendId.eq(b.id))
+                .filter(archive_file::Column::StorageKey.eq(&key))
+                .one(&engine.db)
+                .await
+                .map_err(anyhow::Error::from)?;
+            if taken.is_some_and(|f| f.job_id != job.id) {
+                return Err(Failure::permanent(format!("{key} is recorded on {} for another file", b.name)));
+            }
+            return Err(anyhow::Error::from(e).into());
+        }
+    };
     faults::point(|| "store:intent".into());
     Ok(row)
 }
