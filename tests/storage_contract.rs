@@ -130,6 +130,7 @@ contract!(
     health_probe,
     large_file_streams,
     concurrent_creators_one_wins,
+    immutable_puts_keep_the_promises,
 );
 
 async fn put_then_get(ctx: &Ctx) {
@@ -294,6 +295,40 @@ async fn concurrent_creators_one_wins(ctx: &Ctx) {
     }
     let stored = get_bytes(ctx.driver.as_ref(), "race/the-key.zip").await;
     assert_eq!(stored, format!("creator {} wrote this", winners[0]).as_bytes());
+}
+
+/// A put of a file nobody writes again (a staged package) may keep the file itself (the local
+/// directory links it): the same promises as a copy.
+async fn immutable_puts_keep_the_promises(ctx: &Ctx) {
+    let d = ctx.driver.as_ref();
+    let (src, sha) = ctx.file("staged.tar.zst", b"a finished package");
+    let err = d.put_immutable_file("i/p.tar.zst", &src, &hex(b"other")).await.unwrap_err();
+    assert!(matches!(err, StorageError::Integrity(_)), "{err:?}");
+    assert_eq!(d.size("i/p.tar.zst").await.unwrap(), None, "a wrong hash publishes nothing");
+    let stored = d.put_immutable_file("i/p.tar.zst", &src, &sha).await.unwrap();
+    assert_eq!(stored, StoredObject { size: 18, sha256: sha.clone() });
+    assert_eq!(d.checksum("i/p.tar.zst").await.unwrap(), stored);
+    let (other, other_sha) = ctx.file("other", b"an overwrite attempt");
+    assert!(matches!(d.put_immutable_file("i/p.tar.zst", &other, &other_sha).await, Err(StorageError::AlreadyExists)));
+    assert!(matches!(d.put_immutable_file("i/p.tar.zst", &src, &sha).await, Err(StorageError::AlreadyExists)), "not even itself");
+    // The staging name is removed at CLEANUP; the stored object stays.
+    std::fs::remove_file(&src).unwrap();
+    assert_eq!(get_bytes(d, "i/p.tar.zst").await, b"a finished package");
+    // Concurrent creators of one key: exactly one wins.
+    let files: Vec<(PathBuf, String)> = (0..6).map(|i| ctx.file(&format!("ic{i}"), format!("package {i}").as_bytes())).collect();
+    let tasks = files.iter().cloned().map(|(p, sha)| {
+        let d = ctx.driver.clone();
+        tokio::spawn(async move { d.put_immutable_file("i/race.zip", &p, &sha).await })
+    });
+    let results: Vec<_> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+    let winners: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StorageError::AlreadyExists))), "{results:?}");
+    assert_eq!(get_bytes(d, "i/race.zip").await, format!("package {}", winners[0]).as_bytes());
+    if ctx.moto.is_none() {
+        let names: Vec<_> = std::fs::read_dir(ctx.dir.path().join("store/i")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert!(names.iter().all(|n| !n.starts_with('.')), "no temporary name stays: {names:?}");
+    }
 }
 
 // ---- S3 only ----

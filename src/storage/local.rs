@@ -8,6 +8,11 @@
 //! existing object is never replaced — removes the temporary name and `fsync`s the directories.
 //! Where the file system has no hard links, `renameat2(RENAME_NOREPLACE)` (Linux) does the same.
 //! Readers therefore only ever see complete files. Stored files are made read-only.
+//!
+//! A file its writer will not touch again (a staged package) is not copied when it is on the same
+//! file system: `put_immutable_file` links it under a temporary name, hashes it there, and
+//! publishes that link the same way. Writing and syncing a second copy of a package cost more
+//! than building it (about 250 MB/s to disk on the development machine).
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Read, Write},
@@ -227,6 +232,66 @@ fn store_blocking(root: &Path, rel: &str, source: &mut dyn Read, expected: &str)
     }
 }
 
+/// A put that keeps the source file itself ([`StorageDriver::put_immutable_file`]): the source is
+/// linked to a temporary name beside the key, hashed there, made read-only and synced, and
+/// published with the same create-only link as a copy. The key then names the very inode whose
+/// bytes were hashed before it became visible, which is checked after publishing instead of
+/// reading the bytes a second time. `None` when the source cannot be linked there (another file
+/// system, no hard links, not a regular file): the caller copies instead.
+fn link_blocking(root: &Path, rel: &str, source: &Path, expected: &str) -> Result<Option<StoredObject>, StorageError> {
+    let source_meta = fs::symlink_metadata(source).map_err(|e| io_error(&format!("opening the source file {}", source.display()), e))?;
+    if !source_meta.is_file() {
+        return Ok(None);
+    }
+    let dest = root.join(rel);
+    let dir = dest.parent().expect("a key has a file name").to_path_buf();
+    // Cheap early answer; the link below is what guarantees create-only.
+    if fs::symlink_metadata(&dest).is_ok() {
+        return Err(StorageError::AlreadyExists);
+    }
+    fs::create_dir_all(&dir).map_err(|e| io_error("creating the object's directory", e))?;
+    let tmp_path = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+    if fs::hard_link(source, &tmp_path).is_err() {
+        return Ok(None);
+    }
+    let mut tmp = TempFile(Some(tmp_path.clone()));
+    let file = File::open(&tmp_path).map_err(|e| io_error("opening the linked source file", e))?;
+    let ours = file.metadata().ok().as_ref().and_then(file_identity);
+    let hashed = super::hash_reader(&file).map_err(|e| io_error("reading the source file", e))?;
+    if hashed.sha256 != expected {
+        // Nothing was published and the source is untouched; the temporary name goes with `tmp`.
+        return Err(StorageError::Integrity(format!("the source has SHA-256 {}, expected {expected}", hashed.sha256)));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o444)).map_err(|e| io_error("making the file read-only", e))?;
+    }
+    // Cheap when the writer synced it already (a staged package is); the promise does not rely on that.
+    file.sync_all().map_err(|e| io_error("syncing the file", e))?;
+    drop(file);
+
+    match link_no_replace(&tmp_path, &dest) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(StorageError::AlreadyExists),
+        Err(e) => return Err(io_error("publishing the object", e)),
+    }
+    tmp.0 = None;
+    let _ = fs::remove_file(&tmp_path);
+    sync_dirs_up_to(&dir, root).map_err(|e| io_error("syncing the directory", e))?;
+
+    match fs::symlink_metadata(&dest) {
+        Ok(m) if ours.is_some() && file_identity(&m) != ours => Err(StorageError::AlreadyExists),
+        Ok(m) if m.len() == hashed.size => Ok(Some(hashed)),
+        Ok(m) => {
+            let _ = fs::remove_file(&dest);
+            let _ = sync_dir(&dir);
+            Err(StorageError::Integrity(format!("stored {} bytes, hashed {}; the object was removed", m.len(), hashed.size)))
+        }
+        Err(e) => Err(io_error("checking the stored object", e)),
+    }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StorageError> + Send + 'static) -> Result<T, StorageError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| StorageError::Transient(format!("storage task failed: {e}")))?
 }
@@ -243,6 +308,20 @@ impl StorageDriver for LocalDirectory {
         let expected = normalize_sha256(expected_sha256)?;
         let (root, key, path) = (self.root.clone(), key.to_string(), path.to_path_buf());
         blocking(move || {
+            let mut source = File::open(&path).map_err(|e| io_error(&format!("opening the source file {}", path.display()), e))?;
+            store_blocking(&root, &key, &mut source, &expected)
+        })
+        .await
+    }
+
+    async fn put_immutable_file(&self, key: &str, path: &Path, expected_sha256: &str) -> Result<StoredObject, StorageError> {
+        validate_key(key)?;
+        let expected = normalize_sha256(expected_sha256)?;
+        let (root, key, path) = (self.root.clone(), key.to_string(), path.to_path_buf());
+        blocking(move || {
+            if let Some(stored) = link_blocking(&root, &key, &path, &expected)? {
+                return Ok(stored);
+            }
             let mut source = File::open(&path).map_err(|e| io_error(&format!("opening the source file {}", path.display()), e))?;
             store_blocking(&root, &key, &mut source, &expected)
         })
@@ -359,11 +438,68 @@ mod tests {
         assert_eq!(fs::read_dir(sub.join(HEALTH_DIR)).unwrap().count(), 0, "the probe is removed");
     }
 
+    #[cfg(unix)]
+    fn inode(p: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(p).unwrap().ino()
+    }
+
+    /// On the same file system the staged file itself is stored: no second copy of its bytes.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn storage_local_immutable_put_links_instead_of_copying() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = LocalDirectory::new(dir.path().join("store")).unwrap();
+        let src = dir.path().join("package.zip");
+        fs::write(&src, b"a finished package").unwrap();
+        let sha = super::super::sha256_hex(b"a finished package");
+        // A wrong hash publishes nothing and leaves the source as it was.
+        let err = d.put_immutable_file("a/p.zip", &src, &"0".repeat(64)).await.unwrap_err();
+        assert!(matches!(err, StorageError::Integrity(_)), "{err:?}");
+        assert_eq!(fs::read_dir(dir.path().join("store/a")).unwrap().count(), 0, "no temporary name stays");
+        assert_ne!(fs::metadata(&src).unwrap().permissions().mode() & 0o222, 0);
+
+        let stored = d.put_immutable_file("a/p.zip", &src, &sha).await.unwrap();
+        assert_eq!(stored, StoredObject { size: 18, sha256: sha.clone() });
+        let dest = dir.path().join("store/a/p.zip");
+        assert_eq!(inode(&dest), inode(&src), "linked, not copied");
+        assert_eq!(fs::metadata(&dest).unwrap().permissions().mode() & 0o222, 0, "read-only");
+        let names: Vec<_> = fs::read_dir(dir.path().join("store/a")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("p.zip")]);
+        assert!(matches!(d.put_immutable_file("a/p.zip", &src, &sha).await, Err(StorageError::AlreadyExists)));
+        // The staging name goes away; the stored object stays.
+        fs::remove_file(&src).unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"a finished package");
+    }
+
+    /// Where the source cannot be linked (another file system), it is copied as by `put_file`.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn storage_local_immutable_put_copies_across_file_systems() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let Ok(other) = tempfile::tempdir_in("/dev/shm") else {
+            panic!("this test needs /dev/shm (a tmpfs) as a second file system");
+        };
+        assert_ne!(fs::metadata(other.path()).unwrap().dev(), fs::metadata(dir.path()).unwrap().dev(), "/dev/shm is another file system");
+        let d = LocalDirectory::new(dir.path().join("store")).unwrap();
+        let src = other.path().join("package.zip");
+        fs::write(&src, b"elsewhere").unwrap();
+        let sha = super::super::sha256_hex(b"elsewhere");
+        d.put_immutable_file("b/p.zip", &src, &sha).await.unwrap();
+        let dest = dir.path().join("store/b/p.zip");
+        assert_ne!(inode(&dest), inode(&src));
+        assert_eq!(fs::read(&dest).unwrap(), b"elsewhere");
+    }
+
     #[tokio::test]
     async fn storage_local_missing_source_is_permanent() {
         let dir = tempfile::tempdir().unwrap();
         let d = LocalDirectory::new(dir.path()).unwrap();
         let err = d.put_file("x", &dir.path().join("nope"), &"0".repeat(64)).await.unwrap_err();
+        assert!(matches!(err, StorageError::Permanent(_)), "{err:?}");
+        let err = d.put_immutable_file("x", &dir.path().join("nope"), &"0".repeat(64)).await.unwrap_err();
         assert!(matches!(err, StorageError::Permanent(_)), "{err:?}");
     }
 }

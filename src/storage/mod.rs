@@ -116,6 +116,16 @@ pub trait StorageDriver: Send + Sync {
     /// [`StorageDriver::checksum`] with the expected hash.
     async fn put_file(&self, key: &str, path: &Path, expected_sha256: &str) -> Result<StoredObject, StorageError>;
 
+    /// As [`StorageDriver::put_file`], for a source that nobody writes to again (a finished
+    /// staged package: written under another name, renamed into place, then only read and
+    /// eventually removed). A driver may then keep the file itself instead of a copy: the local
+    /// directory, on the same file system, links it under the key (and makes it read-only, which
+    /// the source then is too) instead of writing and syncing its bytes a second time. The
+    /// promises are the same: create-only, atomic, and the stored bytes are the expected ones.
+    async fn put_immutable_file(&self, key: &str, path: &Path, expected_sha256: &str) -> Result<StoredObject, StorageError> {
+        self.put_file(key, path, expected_sha256).await
+    }
+
     /// Streams an object, optionally a byte range: `(start, Some(end))` with an inclusive end (an
     /// end past the object is clamped to its last byte), or `(start, None)` up to the end. A start
     /// at or past the end of the object is a `Permanent` error ("range not satisfiable").

@@ -109,9 +109,11 @@ async fn record_intent(
 /// is byte for byte the package (ours, from a run that died before confirming).
 async fn put(engine: &Engine, job: &archive_job::Model, t: &archive_task::Model, b: &storage_backend::Model, p: &StagedPackage, path: &std::path::Path, file: &archive_file::Model) -> Result<(), Failure> {
     let driver = storage::files::driver(b)?;
-    match driver.put_file(&file.storage_key, path, &p.sha256).await {
+    // A staged package is never written again (built under another name, renamed into place,
+    // removed at CLEANUP): the local directory may keep the file itself instead of a copy.
+    match driver.put_immutable_file(&file.storage_key, path, &p.sha256).await {
         Ok(stored) => {
-            engine.jobs.log(job.id, Some(t.id), LogLevel::Info, &format!("stored {} on {} ({} bytes, read back and verified)", p.file_name, b.name, stored.size)).await?;
+            engine.jobs.log(job.id, Some(t.id), LogLevel::Info, &format!("stored {} on {} ({} bytes, SHA-256 verified)", p.file_name, b.name, stored.size)).await?;
         }
         Err(StorageError::AlreadyExists) => {
             let found = driver.checksum(&file.storage_key).await.map_err(|e| e.failure(&b.name))?;
