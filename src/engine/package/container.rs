@@ -107,17 +107,51 @@ impl Write for PipeWriter {
     }
 }
 
+/// How many bytes of the package are written between two requests to start writing them to disk.
+const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
+
+/// Has the kernel start writing the package to disk while it is built. Left alone, it writes
+/// nothing back before the final sync (the page cache takes gigabytes before it writes back on
+/// its own, or 30 s), which then waits for the whole package at once: about 0.6 s for 155 MB on
+/// the development machine, after all the CPU work. Only a start: the final `sync_all` is what
+/// makes the package durable.
+struct Writeback {
+    requested: u64,
+}
+
+impl Writeback {
+    fn written(&mut self, file: &File, size: u64) {
+        if size - self.requested < WRITEBACK_EVERY {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let (offset, len) = (self.requested as libc::off64_t, (size - self.requested) as libc::off64_t);
+            // SAFETY: the descriptor belongs to `file`, open while it is borrowed; the call only
+            // starts the write-back of a byte range of it and touches no memory of ours. A failure
+            // only means no early start, so it is ignored.
+            let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = file;
+        self.requested = size;
+    }
+}
+
 /// Writes the container bytes to the staging file and hashes them on the way: returns the size
 /// and SHA-256 (hex) of the package. Syncs the file to disk before reporting success.
 pub(super) fn run_sink(rx: Receiver<SinkMsg>, mut file: File) -> anyhow::Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let mut size = 0u64;
+    let mut writeback = Writeback { requested: 0 };
     loop {
         match rx.recv() {
             Ok(SinkMsg::Data(buf)) => {
                 hasher.update(&buf);
                 file.write_all(&buf).context("writing the package file")?;
                 size += buf.len() as u64;
+                writeback.written(&file, size);
             }
             Ok(SinkMsg::Done) => break,
             Err(_) => bail!("package writing was abandoned"),
