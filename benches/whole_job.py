@@ -71,11 +71,12 @@ def breakdown(job):
     logs = [(when(e["node"]["createdAt"]), e["node"]["message"]) for e in job["logs"]["edges"]]
     planned = next((at for at, m in logs if re.search(r"archived in \d+ chunks", m)), None)
     chunks = [at for at, m in logs if re.match(r"chunk \d+/\d+ .* archived by", m)]
+    direct = sum(1 for _, m in logs if re.match(r"chunk \d+/\d+ .* archived by .* straight into the package", m))
     packaged = next((at for at, m in logs if m.startswith("archived ") and " records into " in m), None)
     start = next((at for at, s in ts if s == "ACTIVITY_ARCHIVING"), None)
     if planned and chunks and packaged and start:
         rows.append(("  planning (ACTIVITY_ARCHIVING start → chunks planned)", planned - start))
-        rows.append((f"  {len(chunks)} chunks rendered (planned → last chunk archived)", max(chunks) - planned))
+        rows.append((f"  {len(chunks)} chunks rendered, {direct} straight into the package (planned → last chunk archived)", max(chunks) - planned))
         rows.append(("  assembly (last chunk → package archived)", packaged - max(chunks)))
         rows.append(("  after the package (→ POST_PROCESSING)", next(at for at, s in ts if s == "POST_PROCESSING") - packaged))
     elif packaged and start:

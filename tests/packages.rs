@@ -21,8 +21,8 @@ use std::{
 use archiving_manager::{
     domain::{ActivityKind, ArchiveFormat},
     engine::drivers::{
-        archive_activity, archive_chunk, assemble_activity, ActivityInfo, ArchiveError, ArchiveRequest, BuiltPackage, CourseInfo,
-        NoProgress, Progress,
+        archive_activity, archive_chunk, assemble_activity, assemble_as_ready, ActivityInfo, ArchiveError, ArchiveRequest, BuiltPackage,
+        ChunkFeed, ChunkSource, ChunkSpan, CourseInfo, NoProgress, Progress,
     },
     lms::{demo::DemoLms, LmsActivity, LmsSource},
 };
@@ -412,7 +412,7 @@ async fn build_in_chunks(lms: &DemoLms, req: &ArchiveRequest, size: u64, dir: &P
     }
     assert!(dirs.len() > 1, "{total} records in chunks of {size}");
     let rec = Recorder::new(None);
-    let pkg = assemble_activity(req, &dir.join("out"), &dirs, &rec).await.expect("package assembles");
+    let pkg = assemble_activity(lms, req, &dir.join("out"), &dirs, &rec).await.expect("package assembles");
     assert_eq!(rec.reports.lock().unwrap().last(), Some(&(total, total)));
     pkg
 }
@@ -436,6 +436,72 @@ async fn a_package_assembled_from_chunks_is_byte_identical_to_the_direct_one() {
         // However many entries: one data file, the manifest and the mark of completion.
         assert_eq!(files_under(&chunk0), BTreeSet::from(["done.json", "entries.bin", "manifest.jsonl"].map(String::from)));
     }
+}
+
+/// A feed that has the assembly render the even chunks itself (as it does with chunks nobody
+/// started) and takes the odd ones from their folders; it records what it was told.
+struct EvenRenderedHere {
+    told: Mutex<Vec<(usize, Option<u64>)>>,
+}
+
+#[async_trait::async_trait]
+impl ChunkFeed for EvenRenderedHere {
+    async fn ready(&self, idx: usize) -> Result<ChunkSource, ArchiveError> {
+        Ok(if idx % 2 == 0 { ChunkSource::Render } else { ChunkSource::Staged })
+    }
+    async fn rendered(&self, idx: usize, records: Option<u64>) -> Result<(), ArchiveError> {
+        self.told.lock().unwrap().push((idx, records));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn chunks_rendered_straight_into_the_package_give_the_same_bytes() {
+    let f = fixture().await;
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (a, format)) in [(&f.quiz, ArchiveFormat::Zip), (&f.assign, ArchiveFormat::TarZst)].into_iter().enumerate() {
+        let req = request(a, COURSE, format, archived_at());
+        let direct = archive_activity(&f.lms, &req, &tmp.path().join(format!("direct{i}")), &NoProgress).await.unwrap();
+        let total = f.lms.record_versions(&req.activity.lms_id).await.unwrap().len() as u64;
+        let size = 7;
+        let mut spans = Vec::new();
+        for (idx, first) in (0..total).step_by(size as usize).enumerate() {
+            let span = ChunkSpan { dir: tmp.path().join(format!("chunks{i}/{idx}")), first_record: first, records: size.min(total - first) };
+            if idx % 2 == 1 {
+                archive_chunk(&f.lms, &req, &span.dir, first, span.records, &NoProgress).await.expect("chunk renders");
+            }
+            spans.push(span);
+        }
+        assert!(spans.len() >= 3, "{total} records in chunks of {size}");
+        let feed = EvenRenderedHere { told: Mutex::new(Vec::new()) };
+        let rec = Recorder::new(None);
+        let mixed = assemble_as_ready(&f.lms, &req, &tmp.path().join(format!("mixed{i}")), &spans, &feed, &rec).await.expect("package assembles");
+        assert_eq!(std::fs::read(&direct.path).unwrap(), std::fs::read(&mixed.path).unwrap(), "{format:?}: the same bytes");
+        assert_eq!((&mixed.fingerprint, mixed.records, &mixed.contents), (&direct.fingerprint, direct.records, &direct.contents));
+        let even: Vec<(usize, Option<u64>)> = spans.iter().enumerate().filter(|(idx, _)| idx % 2 == 0).map(|(idx, s)| (idx, Some(s.records))).collect();
+        assert_eq!(*feed.told.lock().unwrap(), even, "each chunk rendered here is reported with its records");
+        assert_eq!(rec.reports.lock().unwrap().last(), Some(&(total, total)));
+        // Nothing was staged for the chunks rendered here.
+        assert!(spans.iter().step_by(2).all(|s| !s.dir.exists()));
+    }
+}
+
+/// A chunk rendered into the package that does not hold the records planned for it (the LMS
+/// changed) fails the assembly, and the feed hears that the claim is given up.
+#[tokio::test]
+async fn a_chunk_rendered_here_with_other_records_than_planned_fails() {
+    let f = fixture().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let req = request(&f.assign, COURSE, ArchiveFormat::TarZst, archived_at());
+    let total = f.lms.record_versions(&req.activity.lms_id).await.unwrap().len() as u64;
+    // Planned beyond the activity's end: the LMS gives fewer records than planned.
+    let spans = vec![ChunkSpan { dir: tmp.path().join("c0"), first_record: total - 2, records: 5 }];
+    let feed = EvenRenderedHere { told: Mutex::new(Vec::new()) };
+    let out = tmp.path().join("out");
+    let err = assemble_as_ready(&f.lms, &req, &out, &spans, &feed, &NoProgress).await.unwrap_err();
+    assert!(matches!(&err, ArchiveError::Failed(e) if e.is_transient() && e.to_string().contains("LMS changed")), "{err:?}");
+    assert_eq!(*feed.told.lock().unwrap(), vec![(0, None)]);
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "no partial package is left");
 }
 
 #[tokio::test]
@@ -518,7 +584,7 @@ async fn chunk_staging_timing() {
     let files = files_under(&dirs[0]).len();
     let staged_bytes: u64 = dirs.iter().flat_map(|d| files_under(d).into_iter().map(move |f| d.join(f))).map(|p| std::fs::metadata(p).unwrap().len()).sum();
     let t = Instant::now();
-    let chunked = assemble_activity(&req, &tmp.path().join("out-chunked"), &dirs, &NoProgress).await.expect("package assembles");
+    let chunked = assemble_activity(&lms, &req, &tmp.path().join("out-chunked"), &dirs, &NoProgress).await.expect("package assembles");
     let assembled = t.elapsed();
     let chunked_total = start.elapsed();
     let t = Instant::now();

@@ -1,15 +1,22 @@
 //! Large activities in chunks. An activity with more than `chunk_records` records is not archived
 //! by its task alone: the task plans chunks of `chunk_records` records (`archive_chunk` rows),
-//! queues one message per chunk on the chunk queue, and lets go. Any worker process renders a
-//! chunk (`run_chunk`, under a lease of its own) into `staging/<job>/<task>/chunks/<idx>/`, then
-//! sends the task again; when every chunk is FINISHED the task assembles the one package from
-//! them and ends as a direct task does. A FAILED chunk fails the task with its error (the job's
-//! retry logic applies; a retry deletes the task's chunks and plans them anew).
+//! queues one message per chunk on the chunk queue, and assembles the package chunk after chunk
+//! while they are rendered. Any worker process renders a chunk (`run_chunk`, under a lease of its
+//! own) into `staging/<job>/<task>/chunks/<idx>/`, then sends the task again. The assembly works
+//! from the first chunk on and renders the chunks nobody has started straight into the package
+//! (under the chunk's lease, like any worker), while the workers take the chunks from the last
+//! one down: they meet in between, and what the assembly renders itself is never staged. A
+//! FAILED chunk fails the task with its error (the job's retry logic applies; a retry deletes the
+//! task's chunks and plans them anew).
+//!
+//! A chunk rendered into the package is FINISHED without files. If that package is lost before
+//! it is complete (the assembling worker died), the next assembly finds such chunks as it finds
+//! chunks whose files were lost, and has them rendered again.
 use std::{
     path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, Mutex,
     },
 };
 
@@ -23,7 +30,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{
-    drivers::{self, ArchiveError, ArchiveRequest, Progress},
+    drivers::{self, ArchiveError, ArchiveRequest, ChunkSource, ChunkSpan, Progress},
     tasks::TaskProgress,
     Engine,
 };
@@ -120,10 +127,12 @@ impl Engine {
         chunks: Vec<archive_chunk::Model>,
         progress: &dyn Progress,
     ) -> Result<drivers::BuiltPackage, ArchiveError> {
-        let dirs: Vec<PathBuf> = chunks.iter().map(|c| self.chunk_dir(job_id, task.id, c.idx)).collect();
-        let total = chunks.iter().map(|c| c.records.max(0) as u64).sum();
-        let feed = ChunkWaiter { engine: self, job_id, task_id: task.id, chunks: &chunks, dirs: &dirs, progress };
-        drivers::assemble_as_ready(request, out_dir, &dirs, total, &feed, progress).await
+        let spans: Vec<ChunkSpan> = chunks
+            .iter()
+            .map(|c| ChunkSpan { dir: self.chunk_dir(job_id, task.id, c.idx), first_record: c.first_record.max(0) as u64, records: c.records.max(0) as u64 })
+            .collect();
+        let feed = ChunkWaiter { engine: self, job_id, task_id: task.id, chunks: &chunks, spans: &spans, progress, claim: Mutex::new(None) };
+        drivers::assemble_as_ready(self.lms.as_ref(), request, out_dir, &spans, &feed, progress).await
     }
 
     /// Inserts the chunk rows (those missing: a run that died half-way may have inserted some)
@@ -163,9 +172,10 @@ impl Engine {
         Ok(())
     }
 
-    /// A finished chunk whose files are gone (the staging area was lost) is rendered again.
+    /// A finished chunk without files (the staging area was lost, or it went straight into a
+    /// package that was not finished) is rendered again.
     async fn rerender_lost(&self, job_id: Uuid, c: &archive_chunk::Model, of: u64) -> anyhow::Result<()> {
-        self.jobs.log(job_id, Some(c.task_id), LogLevel::Warn, &format!("{}: its files are gone; archiving it again", describe(c, of))).await?;
+        self.jobs.log(job_id, Some(c.task_id), LogLevel::Warn, &format!("{}: its staged files are gone, or it went into a package that was not finished; archiving it again", describe(c, of))).await?;
         archive_chunk::Entity::update_many()
             .col_expr(archive_chunk::Column::Status, Expr::val(ChunkStatus::Queued.to_string()).into())
             .col_expr(archive_chunk::Column::UpdatedAt, Expr::val(Utc::now()).into())
@@ -189,8 +199,8 @@ impl Engine {
         if job.status != JobStatus::ActivityArchiving.to_string() || job.cancel_requested {
             return Ok(()); // stale message: the job moved on, or ended
         }
-        let Some(chunk) = archive_chunk::Entity::find_by_id(chunk_id).one(&self.db).await? else { return Ok(()) }; // reset meanwhile
-        if chunk.task_id != task_id || !(is(&chunk, ChunkStatus::Queued) || is(&chunk, ChunkStatus::Running)) {
+        let Some(named) = archive_chunk::Entity::find_by_id(chunk_id).one(&self.db).await? else { return Ok(()) }; // reset meanwhile
+        if named.task_id != task_id {
             return Ok(());
         }
         let Some(task) = archive_task::Entity::find_by_id(task_id).one(&self.db).await? else { return Ok(()) };
@@ -198,9 +208,10 @@ impl Engine {
             return Ok(());
         }
         let owner = self.owner();
-        if !ChunkLease::take(self, chunk_id, &owner).await? {
-            return Ok(()); // another worker runs it; if it dies, its lease expires and the sweeper re-sends
-        }
+        let Some(chunk) = self.claim_from_the_back(task_id, &owner).await? else {
+            return Ok(()); // all taken; one that dies is sent again by the sweeper when its lease expires
+        };
+        let chunk_id = chunk.id;
         let guard = {
             let (engine, owner) = (self.clone(), owner.clone());
             LeaseGuard::hold(self.lease_ttl(), move || {
@@ -259,6 +270,21 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Takes the last chunk of the task that nobody renders: workers work from the back, the
+    /// assembly from the front (it renders the chunks nobody has started itself, unstaged). A
+    /// message names a chunk only to say that the task has work; every message renders at most
+    /// one chunk, and there is a message for every chunk still to do, so none is left out.
+    async fn claim_from_the_back(&self, task_id: i64, owner: &str) -> anyhow::Result<Option<archive_chunk::Model>> {
+        let now = Utc::now();
+        let free = |c: &archive_chunk::Model| is(c, ChunkStatus::Queued) || (is(c, ChunkStatus::Running) && c.lease_until.is_none_or(|u| u < now));
+        for c in self.chunks_of(task_id).await?.into_iter().rev().filter(free) {
+            if ChunkLease::take(self, c.id, owner).await? {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
     }
 
     /// The job ended while the chunk ran: its staging may already be cleaned up, and what the
@@ -355,21 +381,46 @@ impl Engine {
 }
 
 /// The assembly's view of the chunks: a chunk is ready when its `done.json` is there and its
-/// row says FINISHED (the files come first, the row after: both, and no rerun can replace them).
+/// row says FINISHED (the files come first, the row after: both, and no rerun can replace them),
+/// or when nobody renders it and the assembly could take its lease to render it itself.
 struct ChunkWaiter<'a> {
     engine: &'a Engine,
     job_id: Uuid,
     task_id: i64,
     chunks: &'a [archive_chunk::Model],
-    dirs: &'a [PathBuf],
+    spans: &'a [ChunkSpan],
     progress: &'a dyn Progress,
+    /// The chunk the assembly renders itself, while it does: its index, lease owner and renewal.
+    claim: Mutex<Option<(usize, String, LeaseGuard)>>,
+}
+
+fn failed(e: anyhow::Error) -> ArchiveError {
+    ArchiveError::Failed(Failure::transient(format!("{e:#}")))
+}
+
+impl ChunkWaiter<'_> {
+    /// Takes the chunk's lease for the assembly, if nobody holds it.
+    async fn claim(&self, idx: usize) -> Result<bool, ArchiveError> {
+        let (engine, chunk_id, owner) = (self.engine, self.chunks[idx].id, self.engine.owner());
+        if !ChunkLease::take(engine, chunk_id, &owner).await.map_err(failed)? {
+            return Ok(false);
+        }
+        let guard = {
+            let (engine, owner) = (engine.clone(), owner.clone());
+            LeaseGuard::hold(engine.lease_ttl(), move || {
+                let (engine, owner) = (engine.clone(), owner.clone());
+                Box::pin(async move { ChunkLease::take(&engine, chunk_id, &owner).await })
+            })
+        };
+        *self.claim.lock().expect("the claim lock is never poisoned") = Some((idx, owner, guard));
+        Ok(true)
+    }
 }
 
 #[async_trait::async_trait]
 impl drivers::ChunkFeed for ChunkWaiter<'_> {
-    async fn ready(&self, idx: usize) -> Result<(), ArchiveError> {
-        let (planned, dir, of) = (&self.chunks[idx], &self.dirs[idx], self.chunks.len() as u64);
-        let failed = |e: anyhow::Error| ArchiveError::Failed(Failure::transient(format!("{e:#}")));
+    async fn ready(&self, idx: usize) -> Result<ChunkSource, ArchiveError> {
+        let (planned, dir, of) = (&self.chunks[idx], &self.spans[idx].dir, self.chunks.len() as u64);
         let mut polls = 0u32;
         loop {
             if self.progress.cancelled() {
@@ -387,14 +438,35 @@ impl drivers::ChunkFeed for ChunkWaiter<'_> {
                 }
                 if is(&c, ChunkStatus::Finished) {
                     if complete {
-                        return Ok(());
+                        return Ok(ChunkSource::Staged);
                     }
                     self.engine.rerender_lost(self.job_id, &c, of).await.map_err(failed)?;
+                }
+                // Not complete and nobody's (or its worker died): rendering it here skips staging.
+                if !complete && self.claim(idx).await? {
+                    return Ok(ChunkSource::Render);
                 }
             }
             polls = polls.wrapping_add(1);
             tokio::time::sleep(WAIT_POLL).await;
         }
+    }
+
+    async fn rendered(&self, idx: usize, records: Option<u64>) -> Result<(), ArchiveError> {
+        let claim = self.claim.lock().expect("the claim lock is never poisoned").take();
+        let Some((claimed, owner, guard)) = claim else { return Err(failed(anyhow::anyhow!("chunk {idx} was rendered without a claim"))) };
+        debug_assert_eq!(claimed, idx);
+        drop(guard);
+        let (engine, c, of) = (self.engine, &self.chunks[idx], self.chunks.len() as u64);
+        if let Some(records) = records {
+            if engine.end_chunk(c.id, &owner, ChunkStatus::Finished, records as i32, None, false).await.map_err(failed)? {
+                let message = format!("{} archived by {} straight into the package", describe(c, of), engine.process_id);
+                engine.jobs.log(self.job_id, Some(self.task_id), LogLevel::Info, &message).await.map_err(failed)?;
+                engine.write_chunk_progress(self.job_id, self.task_id).await.map_err(failed)?;
+            }
+        }
+        // A chunk not finished goes back to QUEUED, for whoever runs the task next.
+        ChunkLease::release(engine, c.id, &owner).await.map_err(failed)
     }
 }
 

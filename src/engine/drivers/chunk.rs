@@ -1,9 +1,12 @@
 //! Large activities in chunks: each chunk (records `first .. first + n` in the LMS's order) is
 //! fetched and rendered by a queue task of its own, on any worker, into a folder of the shared
 //! staging area; [`assemble_activity`] then feeds the chunks' entries, in order,
-//! into one [`PackageWriter`]. The package is byte-identical to the one [`archive_activity`]
-//! builds directly from the same data, because rendering is the same code ([`Run`] writing to an
-//! [`EntrySink`]) and the package receives the same entries in the same order.
+//! into one [`PackageWriter`]. A chunk nobody has started when the assembly gets to it is not
+//! staged at all: the assembly renders its records straight into the package
+//! ([`ChunkSource::Render`]), which saves writing, syncing and reading back its bytes. The package
+//! is byte-identical to the one [`archive_activity`] builds directly from the same data, because
+//! rendering is the same code ([`Run`] writing to an [`EntrySink`]) and the package receives the
+//! same entries in the same order, whichever way each chunk came.
 //!
 //! A chunk folder `staging/<job>/<task>/chunks/<idx>/`:
 //! ```text
@@ -14,8 +17,9 @@
 //! ```
 //! One data file, not one file per entry: a chunk of 500 submissions has some 2,000 entries, most
 //! of them a few KiB, and creating a file for each (plus a hand-off to tokio's blocking pool per
-//! file operation) cost more than the rest of the archiving. Both files are written through large
-//! buffers, so a chunk costs a few writes per MiB; the assembly reads `entries.bin` front to back.
+//! file operation) cost more than the rest of the archiving. Both files are written through
+//! buffers of a few hundred KiB, so a chunk costs a few writes per MiB; the assembly reads
+//! `entries.bin` front to back.
 //!
 //! [`archive_activity`]: super::archive_activity
 use std::{
@@ -45,8 +49,10 @@ const ENTRIES: &str = "entries.bin";
 /// an older version, e.g. across an upgrade mid-job) counts as not complete and is rendered again.
 const LAYOUT: u32 = 2;
 /// The buffer of each chunk file, for writing and for reading back: tokio hands every file
-/// operation to its blocking pool, so the fewer and larger, the better.
-const STAGING_BUFFER: usize = 1024 * 1024;
+/// operation to its blocking pool, so the fewer and larger, the better, up to a point: two of
+/// them per chunk rendered at once and per assembly count in the server's peak memory, and
+/// beyond 256 KiB the hand-offs no longer showed in profiles.
+const STAGING_BUFFER: usize = 256 * 1024;
 /// How often (in bytes) a long file copy checks for cancellation, as the package does.
 const CANCEL_CHECK_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -220,22 +226,47 @@ pub fn chunk_complete(dir: &Path) -> bool {
     std::fs::read(dir.join(DONE)).ok().and_then(|b| serde_json::from_slice::<Done>(&b).ok()).is_some_and(|d| d.layout == LAYOUT)
 }
 
-/// Says when each chunk of an assembly can be read: the assembly follows the chunks as they
-/// finish instead of waiting for the last one, so that building the package overlaps rendering.
+/// One chunk of an assembly: its records in the LMS's order, and its staging folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkSpan {
+    pub dir: PathBuf,
+    pub first_record: u64,
+    pub records: u64,
+}
+
+/// Where the assembly takes a chunk from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkSource {
+    /// Complete in its folder: its entries are read from there.
+    Staged,
+    /// Nobody has rendered it, and now nobody else will (the feed claimed it): the assembly
+    /// renders its records straight into the package.
+    Render,
+}
+
+/// Says when and how each chunk of an assembly can be added: the assembly follows the chunks as
+/// they finish instead of waiting for the last one, so that building the package overlaps
+/// rendering, and renders itself the chunks nobody has started.
 #[async_trait::async_trait]
 pub trait ChunkFeed: Send + Sync {
-    /// Returns when chunk `idx` is complete in its folder; fails with the chunk's failure, or
-    /// [`ArchiveError::Cancelled`].
-    async fn ready(&self, idx: usize) -> Result<(), ArchiveError>;
+    /// Returns when chunk `idx` is complete in its folder, or claimed for the assembly to render;
+    /// fails with the chunk's failure, or [`ArchiveError::Cancelled`].
+    async fn ready(&self, idx: usize) -> Result<ChunkSource, ArchiveError>;
+    /// After a chunk given as [`ChunkSource::Render`]: `Some(records)` when its records are in the
+    /// package, `None` when rendering it failed or stopped (the claim is given up).
+    async fn rendered(&self, idx: usize, records: Option<u64>) -> Result<(), ArchiveError>;
 }
 
 /// The feed of chunks that are all complete already: it only checks.
-struct AllDone<'a>(&'a [PathBuf]);
+struct AllDone<'a>(&'a [ChunkSpan]);
 
 #[async_trait::async_trait]
 impl ChunkFeed for AllDone<'_> {
-    async fn ready(&self, idx: usize) -> Result<(), ArchiveError> {
-        read_done(&self.0[idx]).await.map(|_| ())
+    async fn ready(&self, idx: usize) -> Result<ChunkSource, ArchiveError> {
+        read_done(&self.0[idx].dir).await.map(|_| ChunkSource::Staged)
+    }
+    async fn rendered(&self, _idx: usize, _records: Option<u64>) -> Result<(), ArchiveError> {
+        Ok(())
     }
 }
 
@@ -253,36 +284,49 @@ async fn read_done(dir: &Path) -> Result<Done, ArchiveError> {
 /// package as [`super::archive_activity`] builds from the same records (see the module doc).
 /// Progress is reported per record assembled.
 pub async fn assemble_activity(
+    lms: &dyn LmsSource,
     req: &ArchiveRequest,
     out_dir: &Path,
     chunk_dirs: &[PathBuf],
     progress: &dyn Progress,
 ) -> Result<BuiltPackage, ArchiveError> {
-    let mut total = 0;
+    let mut spans = Vec::new();
+    let mut first_record = 0;
     for dir in chunk_dirs {
-        total += read_done(dir).await?.records;
+        let records = read_done(dir).await?.records;
+        spans.push(ChunkSpan { dir: dir.clone(), first_record, records });
+        first_record += records;
     }
-    assemble_as_ready(req, out_dir, chunk_dirs, total, &AllDone(chunk_dirs), progress).await
+    assemble_as_ready(lms, req, out_dir, &spans, &AllDone(&spans), progress).await
 }
 
-/// As [`assemble_activity`], each chunk assembled as soon as `feed` says it is complete; `total`
-/// is the number of records planned, for progress.
+/// As [`assemble_activity`], each chunk added as soon as `feed` says it is complete, or rendered
+/// straight into the package when `feed` claimed it for the assembly.
 pub async fn assemble_as_ready(
+    lms: &dyn LmsSource,
     req: &ArchiveRequest,
     out_dir: &Path,
-    chunk_dirs: &[PathBuf],
-    total: u64,
+    chunks: &[ChunkSpan],
     feed: &dyn ChunkFeed,
     progress: &dyn Progress,
 ) -> Result<BuiltPackage, ArchiveError> {
     let (file_name, bag) = package_names(req)?;
     let mut pkg = PackageWriter::create(package_spec(req, out_dir, &file_name, &bag)).map_err(transient)?;
+    let total = chunks.iter().map(|c| c.records).sum();
     let mut asm = Assembly { fingerprint: None, ids: HashSet::new(), used: HashSet::new(), contents: Vec::new(), done: 0, total };
-    for (idx, dir) in chunk_dirs.iter().enumerate() {
+    for (idx, chunk) in chunks.iter().enumerate() {
         let step = async {
-            feed.ready(idx).await?;
-            read_done(dir).await?;
-            asm.chunk(&mut pkg, req, dir, progress).await
+            match feed.ready(idx).await? {
+                ChunkSource::Staged => {
+                    read_done(&chunk.dir).await?;
+                    asm.chunk(&mut pkg, req, &chunk.dir, progress).await
+                }
+                ChunkSource::Render => {
+                    let rendered = asm.render(lms, req, &bag, &mut pkg, chunk, progress).await;
+                    feed.rendered(idx, rendered.as_ref().ok().copied()).await?;
+                    rendered.map(|_| ())
+                }
+            }
         };
         if let Err(e) = step.await {
             pkg.abort().await;
@@ -314,7 +358,83 @@ struct Assembly {
     total: u64,
 }
 
+/// A progress that passes on cancellation only.
+struct CancelOf<'a>(&'a dyn Progress);
+
+impl Progress for CancelOf<'_> {
+    fn report(&self, _done: u64, _total: u64) {}
+    fn cancelled(&self) -> bool {
+        self.0.cancelled()
+    }
+}
+
+/// Where a chunk the assembly renders itself goes: entries into the package, the end of each
+/// record into the assembly's state, as a staged chunk's manifest line would.
+struct Direct<'p> {
+    pkg: &'p mut PackageWriter,
+    asm: &'p mut Assembly,
+    progress: &'p dyn Progress,
+}
+
+#[async_trait::async_trait]
+impl EntrySink for Direct<'_> {
+    async fn add_bytes(&mut self, path: &str, mtime: DateTime<Utc>, bytes: Bytes) -> anyhow::Result<()> {
+        self.pkg.add_bytes(path, mtime, bytes).await
+    }
+    async fn add_reader(&mut self, path: &str, size: u64, mtime: DateTime<Utc>, reader: FileReader, cancelled: &(dyn Fn() -> bool + Sync))
+        -> anyhow::Result<()> {
+        self.pkg.add_reader(path, size, mtime, reader, cancelled).await
+    }
+    async fn add_metadata(&mut self, row: MetadataRow) -> anyhow::Result<()> {
+        self.pkg.add_metadata(row).await
+    }
+    async fn end_record(&mut self, id: &str, modified_at: DateTime<Utc>, base: &str, content: &ContentEntry) -> anyhow::Result<()> {
+        // Kept as it is (permanent or transient) through `from_package`.
+        self.asm.record(id.to_string(), modified_at, base.to_string(), content.clone(), self.progress).map_err(anyhow::Error::from)
+    }
+}
+
 impl Assembly {
+    /// Renders the chunk's records straight into the package, as [`archive_chunk`] renders them
+    /// into its folder; returns the number of records.
+    async fn render(&mut self, lms: &dyn LmsSource, req: &ArchiveRequest, bag: &str, pkg: &mut PackageWriter, chunk: &ChunkSpan, progress: &dyn Progress)
+        -> Result<u64, ArchiveError> {
+        let activity = lms_activity(lms, req).await?;
+        let persons = lms_persons(lms).await?;
+        // The first chunk's time counts, as with staged chunks' headers.
+        self.fingerprint.get_or_insert_with(|| FingerprintBuilder::new(req.activity.kind, activity.modified_at));
+        let (first, records) = (chunk.first_record, chunk.records);
+        // The run counts within the chunk; the assembly reports progress over all chunks.
+        let within = CancelOf(progress);
+        let mut run = Run::new(lms, req, bag, persons, &activity, &within);
+        let mut sink = Direct { pkg, asm: self, progress };
+        run.records(&mut sink, lms.records_from(&req.activity.lms_id, first, records), records).await?;
+        let n = run.contents.len() as u64;
+        if n != records {
+            return Err(transient(anyhow!("the LMS changed while the activity was archived in chunks: records {first}.. held {n} records, not {records}")));
+        }
+        Ok(n)
+    }
+
+    /// The end of a record, staged or rendered here: checked against the other chunks' records,
+    /// then counted in the fingerprint, the contents and the progress.
+    fn record(&mut self, id: String, modified_at: DateTime<Utc>, base: String, content: ContentEntry, progress: &dyn Progress) -> Result<(), ArchiveError> {
+        if !self.ids.insert(id.clone()) {
+            return Err(transient(anyhow!("the LMS changed while the activity was archived in chunks: record {id} was read twice")));
+        }
+        if !self.used.insert(base.clone()) {
+            // The direct path would have renamed it; the chunk could not know. The default
+            // record pattern contains the record id, so real data never gets here.
+            return Err(permanent(anyhow!("record {id}: its name {base} is also the name of another record of the activity")));
+        }
+        let fingerprint = self.fingerprint.as_mut().ok_or_else(|| transient(anyhow!("a chunk manifest without a header")))?;
+        fingerprint.record(&id, modified_at);
+        self.contents.push(content);
+        self.done += 1;
+        progress.report(self.done, self.total.max(self.done));
+        Ok(())
+    }
+
     async fn chunk(&mut self, pkg: &mut PackageWriter, req: &ArchiveRequest, dir: &Path, progress: &dyn Progress) -> Result<(), ArchiveError> {
         let open = |name: &'static str| async move {
             let file = tokio::fs::File::open(dir.join(name)).await.with_context(|| format!("opening {name} of {}", dir.display())).map_err(transient)?;
@@ -366,21 +486,7 @@ impl Assembly {
                 row.max_grade = f64::from_bits(max_grade_bits);
                 pkg.add_metadata(row).await.map_err(from_package)?;
             }
-            Line::Record { id, modified_at, base, content } => {
-                if !self.ids.insert(id.clone()) {
-                    return Err(transient(anyhow!("the LMS changed while the activity was archived in chunks: record {id} was read twice")));
-                }
-                if !self.used.insert(base.clone()) {
-                    // The direct path would have renamed it; the chunk could not know. The default
-                    // record pattern contains the record id, so real data never gets here.
-                    return Err(permanent(anyhow!("record {id}: its name {base} is also the name of another record of the activity")));
-                }
-                let fingerprint = self.fingerprint.as_mut().ok_or_else(|| transient(anyhow!("a chunk manifest without a header")))?;
-                fingerprint.record(&id, modified_at);
-                self.contents.push(content);
-                self.done += 1;
-                progress.report(self.done, self.total.max(self.done));
-            }
+            Line::Record { id, modified_at, base, content } => self.record(id, modified_at, base, content, progress)?,
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ pub mod chunk;
 pub mod quiz;
 pub mod report;
 
-pub use chunk::{archive_chunk, assemble_activity, assemble_as_ready, ChunkFeed, ChunkWriter};
+pub use chunk::{archive_chunk, assemble_activity, assemble_as_ready, ChunkFeed, ChunkSource, ChunkSpan, ChunkWriter};
 
 use std::{
     collections::{HashMap, HashSet},
@@ -173,6 +173,10 @@ fn from_package(e: anyhow::Error) -> ArchiveError {
     if e.is::<Cancelled>() {
         return ArchiveError::Cancelled;
     }
+    let e = match e.downcast::<ArchiveError>() {
+        Ok(classified) => return classified,
+        Err(e) => e,
+    };
     match e.chain().find_map(|c| c.downcast_ref::<std::io::Error>()) {
         Some(io) => ArchiveError::Failed(crate::domain::failure::io_kind_failure(format!("writing the package: {e:#}"), io.kind())),
         None => transient(e),
