@@ -463,7 +463,7 @@ async fn chunks_rendered_straight_into_the_package_give_the_same_bytes() {
         let req = request(a, COURSE, format, archived_at());
         let direct = archive_activity(&f.lms, &req, &tmp.path().join(format!("direct{i}")), &NoProgress).await.unwrap();
         let total = f.lms.record_versions(&req.activity.lms_id).await.unwrap().len() as u64;
-        let size = 7;
+        let size = 4;
         let mut spans = Vec::new();
         for (idx, first) in (0..total).step_by(size as usize).enumerate() {
             let span = ChunkSpan { dir: tmp.path().join(format!("chunks{i}/{idx}")), first_record: first, records: size.min(total - first) };
