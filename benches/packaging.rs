@@ -103,6 +103,7 @@ fn child(args: &Args, out: &Path) {
             retention_until: None,
             format: ArchiveFormat::TarZst,
             filename_pattern: "bench_${activityId}".into(),
+            report_options: Default::default(),
         };
         let (start, cpu) = (Instant::now(), cpu_secs());
         let pkg = archive_activity(&lms, &req, out, &NoProgress).await.expect("packaging");

@@ -74,6 +74,7 @@ fn request(a: &LmsActivity, course: (&str, &str, &str), format: ArchiveFormat, a
         retention_until: Some(at + chrono::Duration::days(3650)),
         format,
         filename_pattern: PATTERN.into(),
+        report_options: Default::default(),
     }
 }
 
@@ -236,11 +237,11 @@ fn check_contents(pkg: &BuiltPackage, unpacked_root: &Path, bag: &Path, records:
     for c in &pkg.contents {
         assert!(matches!(c.record_kind, "ATTEMPT" | "SUBMISSION"));
         assert!(!c.person_lms_id.is_empty());
-        for p in std::iter::once(&c.path).chain([&c.html_path]).chain(&c.files) {
+        for p in std::iter::once(&c.path).chain(&c.html_path).chain(&c.files) {
             assert!(unpacked_root.join(p).is_file(), "content path {p} exists in the package");
         }
         let report: serde_json::Value = serde_json::from_slice(&std::fs::read(unpacked_root.join(&c.path)).unwrap()).unwrap();
-        assert_eq!(report["schemaVersion"], "1.0");
+        assert_eq!(report["schemaVersion"], "1.1");
         assert_eq!(report["person"]["lmsId"], c.person_lms_id.as_str());
     }
     // metadata.csv: a header and one row per record; metadata.json: the same records.
@@ -254,7 +255,7 @@ fn check_contents(pkg: &BuiltPackage, unpacked_root: &Path, bag: &Path, records:
         assert!(bag.join(&r[json_col]).is_file(), "metadata.csv names an existing report: {}", &r[json_col]);
     }
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(bag.join("data/metadata.json")).unwrap()).unwrap();
-    assert_eq!(meta["schemaVersion"], "1.0");
+    assert_eq!(meta["schemaVersion"], "1.1");
     assert_eq!(meta["records"].as_array().unwrap().len() as u64, records);
     assert_eq!(meta["package"]["archivedAt"], "2026-02-03T10:20:30Z");
 }
@@ -436,6 +437,79 @@ async fn a_package_assembled_from_chunks_is_byte_identical_to_the_direct_one() {
         // However many entries: one data file, the manifest and the mark of completion.
         assert_eq!(files_under(&chunk0), BTreeSet::from(["done.json", "entries.bin", "manifest.jsonl"].map(String::from)));
     }
+}
+
+/// Report options that leave sections out: absent from every report and page, no HTML pages or
+/// feedback files at all, recorded in bag-info and metadata.json, the bag still valid — and the
+/// chunked build still gives the same bytes as the direct one.
+#[tokio::test]
+async fn report_options_leave_sections_out_and_say_so() {
+    use archiving_manager::domain::ReportOptions;
+    use futures::StreamExt;
+    let f = fixture().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let has_feedback_files = f.lms.records(&f.assign.lms_id).collect::<Vec<_>>().await.into_iter().any(|r| match r.unwrap() {
+        archiving_manager::lms::LmsRecord::AssignSubmission(s) => !s.feedback_files.is_empty(),
+        _ => false,
+    });
+    assert!(has_feedback_files, "the demo assignment has feedback files to leave out");
+    let cases = [
+        (&f.quiz, ReportOptions { html: false, right_answers: false, feedback: true, answer_history: false }, "json, feedback"),
+        (&f.quiz, ReportOptions { html: true, right_answers: true, feedback: false, answer_history: true }, "json, html, rightAnswers, answerHistory"),
+        (&f.assign, ReportOptions { html: false, right_answers: true, feedback: false, answer_history: true }, "json, rightAnswers, answerHistory"),
+    ];
+    for (i, (a, options, described)) in cases.into_iter().enumerate() {
+        let req = ArchiveRequest { report_options: options, ..request(a, COURSE, ArchiveFormat::Zip, archived_at()) };
+        let pkg = archive_activity(&f.lms, &req, &tmp.path().join(format!("direct{i}")), &NoProgress).await.unwrap();
+        let root = tmp.path().join(format!("unpacked{i}"));
+        let bag = unpack(&pkg, ArchiveFormat::Zip, &root);
+        let out = bagit_validate(&bag);
+        assert!(out.status.success(), "case {i}: bagit.py: {}", String::from_utf8_lossy(&out.stderr));
+        check_manifests(&bag);
+        check_contents(&pkg, &root, &bag, pkg.records);
+        let files = files_under(&bag);
+        assert_eq!(files.iter().any(|p| p.ends_with(".html")), options.html, "case {i}: HTML pages exactly when asked");
+        assert_eq!(files.iter().any(|p| p.contains("/feedback/")), a.kind == ActivityKind::Assign && options.feedback, "case {i}: feedback files");
+        assert!(pkg.contents.iter().all(|c| c.html_path.is_some() == options.html), "case {i}");
+        let info = std::fs::read_to_string(bag.join("bag-info.txt")).unwrap();
+        assert!(info.contains(&format!("Archive-Report-Options: {described}\n")), "case {i}: {info}");
+        let readme = std::fs::read_to_string(bag.join("README.txt")).unwrap();
+        assert!(readme.contains(&format!("Report content: {described}\n")), "case {i}: {readme}");
+        assert_eq!(readme.contains("<record>.html"), options.html, "case {i}: the README lists HTML pages only when there are some");
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(bag.join("data/metadata.json")).unwrap()).unwrap();
+        assert_eq!(meta["package"]["reportOptions"], serde_json::to_value(options).unwrap(), "case {i}");
+        assert!(meta["records"].as_array().unwrap().iter().all(|r| r["reportHtml"].is_null() != options.html), "case {i}");
+        for c in &pkg.contents {
+            let report: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join(&c.path)).unwrap()).unwrap();
+            if a.kind == ActivityKind::Quiz {
+                let questions = report["attempt"]["questions"].as_array().unwrap();
+                assert!(!questions.is_empty());
+                for q in questions {
+                    assert_eq!(q.get("rightAnswer").is_some(), options.right_answers, "case {i}: {q}");
+                    assert_eq!(q.get("feedback").is_some(), options.feedback, "case {i}: {q}");
+                    assert_eq!(q.get("history").is_some(), options.answer_history, "case {i}: {q}");
+                    assert!(q.get("answer").is_some() && q.get("text").is_some(), "case {i}: the rest stays");
+                }
+            } else {
+                assert_eq!(report["submission"].get("feedback").is_some(), options.feedback, "case {i}");
+                assert!(report["submission"]["files"].is_array());
+            }
+            if let Some(html) = &c.html_path {
+                let page = std::fs::read_to_string(root.join(html)).unwrap();
+                assert_eq!(page.contains("<h3>Right answer</h3>"), options.right_answers, "case {i}");
+                assert_eq!(page.contains("<h3>Feedback</h3>"), options.feedback, "case {i}");
+                assert_eq!(page.contains("<h3>Answer history</h3>"), options.answer_history, "case {i}");
+            }
+        }
+        let chunked = build_in_chunks(&f.lms, &req, 5, &tmp.path().join(format!("chunked{i}"))).await;
+        assert_eq!(std::fs::read(&pkg.path).unwrap(), std::fs::read(&chunked.path).unwrap(), "case {i}: chunked = direct");
+        assert_eq!(chunked.contents, pkg.contents);
+    }
+    // With every option on, the page has every section (the assertions above can fail).
+    let full = archive_activity(&f.lms, &request(&f.quiz, COURSE, ArchiveFormat::Zip, archived_at()), &tmp.path().join("full"), &NoProgress).await.unwrap();
+    let bag = unpack(&full, ArchiveFormat::Zip, &tmp.path().join("full-unpacked"));
+    let info = std::fs::read_to_string(bag.join("bag-info.txt")).unwrap();
+    assert!(info.contains("Archive-Report-Options: json, html, rightAnswers, feedback, answerHistory\n"), "{info}");
 }
 
 /// A feed that has the assembly render the even chunks itself (as it does with chunks nobody

@@ -15,6 +15,7 @@ use common::{
 use serde_json::{json, Value};
 
 const POLICY_FIELDS: &str = "format filenamePattern retentionDays timestamping jobTimeoutSeconds autoDelete deletionApproval
+    reportOptions { html rightAnswers feedback answerHistory }
     maxConcurrentJobs maxConcurrentJobsSet jobLogLevel jobLogLevelSet locked storageBackends { id name }
     activityKinds { kind enabled setting source { origin } }";
 
@@ -314,6 +315,64 @@ async fn jobs_log_at_the_policys_level(app: TestApp) {
     assert!(levels(&earlier).iter().any(|l| l == "INFO"));
 }
 
+/// Report options through the API: a partial update keeps the other options, a lock refuses a
+/// job asking otherwise (POLICY_LOCKED on `reportOptions`), a job's own options are patched onto
+/// the policy's, the job keeps them, and the package it stores holds what they say.
+async fn report_options_shape_the_packages(app: TestApp) {
+    let admin = app.admin();
+    let all_on = json!({"html": true, "rightAnswers": true, "feedback": true, "answerHistory": true});
+    assert_eq!(policy(&app).await["reportOptions"], all_on, "everything by default");
+    let p = update_ok(&app, json!({"reportOptions": {"value": {"rightAnswers": false}}})).await;
+    assert_eq!(p["reportOptions"], json!({"html": true, "rightAnswers": false, "feedback": true, "answerHistory": true}));
+    let entry = &audit(&app, "POLICY_UPDATED").await[0];
+    assert_eq!(entry["details"]["changes"]["reportOptions"]["after"], json!({"value": {"html": true, "rightAnswers": false, "feedback": true, "answerHistory": true}, "locked": false}), "{entry:#}");
+    let acts = activity_ids(&app, &["1001"]).await;
+    // Unlocked: the job's options are patched onto the policy's.
+    let body = create(&app, &admin, json!({"activityIds": acts, "reportOptions": {"html": false}})).await;
+    assert_eq!(user_errors(&body, "createArchiveJob"), [], "{body:#}");
+    let id = body["data"]["createArchiveJob"]["job"]["id"].as_str().unwrap().to_string();
+    // Locked as a whole: a job asking for anything else is refused; the same options pass.
+    let p = update_ok(&app, json!({"reportOptions": {"value": {"answerHistory": false}, "locked": true}})).await;
+    assert!(p["locked"].as_array().unwrap().contains(&json!("REPORT_OPTIONS")), "{p:#}");
+    for origin in ["MANUAL", "API"] {
+        let body = create(&app, &admin, json!({"activityIds": acts, "origin": origin, "reportOptions": {"rightAnswers": true}})).await;
+        assert_eq!(user_errors(&body, "createArchiveJob"), [(json!(["reportOptions"]), "POLICY_LOCKED".to_string())], "{body:#}");
+        assert_eq!(body["data"]["createArchiveJob"]["job"], Value::Null);
+    }
+    let body = create(&app, &admin, json!({"activityIds": acts, "reportOptions": {"rightAnswers": false, "answerHistory": false}})).await;
+    assert_eq!(user_errors(&body, "createArchiveJob"), [], "{body:#}");
+    let locked = body["data"]["createArchiveJob"]["job"]["id"].as_str().unwrap().to_string();
+
+    let q = "query($id: ID!) { archiveJob(id: $id) { status settings { reportOptions { html rightAnswers feedback answerHistory } } files { fileName downloadUrl } } }";
+    let work = tempfile::tempdir().unwrap();
+    for (job_id, expected) in [
+        (&id, json!({"html": false, "rightAnswers": false, "feedback": true, "answerHistory": true})),
+        (&locked, json!({"html": true, "rightAnswers": false, "feedback": true, "answerHistory": false})),
+    ] {
+        wait_for(&app, job_id, "COMPLETED", |j| j["status"] == "COMPLETED").await;
+        let j = app.data(&admin, q, json!({"id": job_id})).await["archiveJob"].clone();
+        assert_eq!(j["settings"]["reportOptions"], expected, "{j:#}");
+        let f = &j["files"][0];
+        let bytes = app.http().get(f["downloadUrl"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+        let dir = work.path().join(job_id.replace(['/', '='], "_"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pkg = dir.join(f["fileName"].as_str().unwrap());
+        std::fs::write(&pkg, &bytes).unwrap();
+        let bag = common::bagit::unpack(&pkg, &dir.join("unpacked"));
+        common::bagit::validate(&bag).unwrap_or_else(|e| panic!("bagit.py: {e}"));
+        let meta: Value = serde_json::from_slice(&std::fs::read(bag.join("data/metadata.json")).unwrap()).unwrap();
+        assert_eq!(meta["package"]["reportOptions"], expected);
+        let reports: Vec<_> = std::fs::read_dir(bag.join("data/reports")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(reports.iter().any(|p| p.extension().is_some_and(|e| e == "html")), expected["html"] == true);
+        let json_report = reports.iter().find(|p| p.extension().is_some_and(|e| e == "json")).expect("a JSON report");
+        let report: Value = serde_json::from_slice(&std::fs::read(json_report).unwrap()).unwrap();
+        let question = &report["attempt"]["questions"][0];
+        assert_eq!(question.get("rightAnswer").is_some(), expected["rightAnswers"] == true, "{question}");
+        assert_eq!(question.get("history").is_some(), expected["answerHistory"] == true, "{question}");
+        assert!(question.get("feedback").is_some());
+    }
+}
+
 /// The global id of category "1" (Faculty of Science) or "2" (Mathematics): course 101's category
 /// and its parent.
 async fn category_id(app: &TestApp, lms_id: &str) -> String {
@@ -511,6 +570,7 @@ on_both_databases!(
     locked_values_win_over_caller_input,
     a_policy_change_leaves_existing_jobs_alone,
     jobs_log_at_the_policys_level,
+    report_options_shape_the_packages,
     category_switches_inherit_and_override,
     activity_kind_switches_inherit_and_fall_back_to_the_global_one,
 );

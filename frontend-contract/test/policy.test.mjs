@@ -42,6 +42,16 @@ describe('UpdatePolicy', () => {
     assert.deepEqual(policy.activityKinds.map((k) => [k.kind, k.enabled, k.source.origin]), [['QUIZ', true, 'DEFAULT'], ['ASSIGN', true, 'DEFAULT']]);
   });
 
+  test('report options change one by one and lock as a whole', async () => {
+    const { updatePolicy } = await q('UpdatePolicy', { input: { reportOptions: { value: { html: false }, locked: true } } });
+    assert.deepEqual(updatePolicy.userErrors, []);
+    assert.deepEqual(updatePolicy.policy.reportOptions, { html: false, rightAnswers: true, feedback: true, answerHistory: true });
+    assert.ok(updatePolicy.policy.locked.includes('REPORT_OPTIONS'));
+    const { updatePolicy: unlocked } = await q('UpdatePolicy', { input: { reportOptions: { value: { html: true }, locked: false } } });
+    assert.deepEqual(unlocked.policy.reportOptions, { html: true, rightAnswers: true, feedback: true, answerHistory: true });
+    assert.ok(!unlocked.policy.locked.includes('REPORT_OPTIONS'));
+  });
+
   test('invalid values are userErrors naming the field, and change nothing', async () => {
     const { updatePolicy } = await q('UpdatePolicy', { input: { filenamePattern: { value: '${nope}' }, maxConcurrentJobs: 0 } });
     assert.equal(updatePolicy.policy, null);

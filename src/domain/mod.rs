@@ -14,6 +14,6 @@ pub use activity::{ActivityArchiveState, ActivityKind};
 pub use audit::AuditAction;
 pub use failure::{Failure, FailureClass};
 pub use job::{JobOrigin, JobStatus, LogLevel, TaskStatus};
-pub use policy::{ArchiveFormat, JobSettings, PolicyField, PolicyValues, SettingsOverrides};
+pub use policy::{ArchiveFormat, JobSettings, PolicyField, PolicyValues, ReportOptions, ReportOptionsPatch, SettingsOverrides};
 pub use retention::{DeletionDecision, DeletionReason};
 pub use storage::{StorageDriverKind, StorageTier};

@@ -25,6 +25,65 @@ pub enum PolicyField {
     DeletionApproval,
     MaxConcurrentJobs,
     JobLogLevel,
+    ReportOptions,
+}
+
+/// What the reports of a package contain besides the JSON report, which is always there.
+/// Everything is on by default: leaving something out is the institution's decision (some do
+/// not keep the right answers of a question pool, for instance), and it is recorded in every
+/// package (`bag-info.txt`, `metadata.json`), so that a reader knows an absent section was left
+/// out on purpose, not lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ReportOptions {
+    /// A static HTML page beside each JSON report.
+    pub html: bool,
+    /// Quiz: the right answer of each question.
+    pub right_answers: bool,
+    /// Quiz: the feedback of each question; assignment: the graders' feedback comment and files.
+    pub feedback: bool,
+    /// Quiz: the steps of each answer (what was entered when).
+    pub answer_history: bool,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        Self { html: true, right_answers: true, feedback: true, answer_history: true }
+    }
+}
+
+impl ReportOptions {
+    /// The options as `bag-info.txt` and the README name them: the sections included, comma
+    /// separated (`json` is always first).
+    pub fn describe(&self) -> String {
+        let mut parts = vec!["json"];
+        for (on, name) in [(self.html, "html"), (self.right_answers, "rightAnswers"), (self.feedback, "feedback"), (self.answer_history, "answerHistory")] {
+            if on {
+                parts.push(name);
+            }
+        }
+        parts.join(", ")
+    }
+}
+
+/// A change of some report options; `None` leaves an option as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReportOptionsPatch {
+    pub html: Option<bool>,
+    pub right_answers: Option<bool>,
+    pub feedback: Option<bool>,
+    pub answer_history: Option<bool>,
+}
+
+impl ReportOptionsPatch {
+    pub fn apply(&self, base: ReportOptions) -> ReportOptions {
+        ReportOptions {
+            html: self.html.unwrap_or(base.html),
+            right_answers: self.right_answers.unwrap_or(base.right_answers),
+            feedback: self.feedback.unwrap_or(base.feedback),
+            answer_history: self.answer_history.unwrap_or(base.answer_history),
+        }
+    }
 }
 
 impl PolicyField {
@@ -42,13 +101,14 @@ impl PolicyField {
             Self::DeletionApproval => "deletionApproval",
             Self::MaxConcurrentJobs => "maxConcurrentJobs",
             Self::JobLogLevel => "jobLogLevel",
+            Self::ReportOptions => "reportOptions",
         }
     }
 
     /// Whether a job can ask for another value than the policy's, which a lock then forbids.
     /// Locking any other field would change nothing.
     pub fn lockable(self) -> bool {
-        matches!(self, Self::Format | Self::FilenamePattern | Self::RetentionDays | Self::StorageBackends | Self::Timestamping | Self::JobTimeoutSeconds)
+        matches!(self, Self::Format | Self::FilenamePattern | Self::RetentionDays | Self::StorageBackends | Self::Timestamping | Self::JobTimeoutSeconds | Self::ReportOptions)
     }
 }
 
@@ -84,6 +144,7 @@ pub struct PolicyValues {
     pub auto_delete: bool,
     /// With `auto_delete`: expired files wait in a list of pending deletions until approved.
     pub deletion_approval: bool,
+    pub report_options: ReportOptions,
     pub locked: Vec<PolicyField>,
 }
 
@@ -102,6 +163,7 @@ impl Default for PolicyValues {
             deletion_approval: false,
             max_concurrent_jobs: None,
             job_log_level: None,
+            report_options: ReportOptions::default(),
             locked: Vec::new(),
         }
     }
@@ -123,6 +185,7 @@ impl PolicyValues {
             PolicyField::DeletionApproval => self.deletion_approval = serde_json::from_value(value).map_err(bad)?,
             PolicyField::MaxConcurrentJobs => self.max_concurrent_jobs = serde_json::from_value(value).map_err(bad)?,
             PolicyField::JobLogLevel => self.job_log_level = serde_json::from_value(value).map_err(bad)?,
+            PolicyField::ReportOptions => self.report_options = serde_json::from_value(value).map_err(bad)?,
         }
         self.locked.retain(|f| *f != field);
         if locked {
@@ -145,6 +208,7 @@ impl PolicyValues {
             PolicyField::DeletionApproval => json!(self.deletion_approval),
             PolicyField::MaxConcurrentJobs => json!(self.max_concurrent_jobs),
             PolicyField::JobLogLevel => json!(self.job_log_level),
+            PolicyField::ReportOptions => json!(self.report_options),
         }
     }
 
@@ -176,6 +240,10 @@ pub struct JobSettings {
     /// policy had one): the server setting.
     #[serde(default)]
     pub log_level: Option<super::LogLevel>,
+    /// What the reports contain (jobs created before the options existed: everything, which is
+    /// what they produced).
+    #[serde(default)]
+    pub report_options: ReportOptions,
 }
 
 /// What a job asks to differ from the policy. `retention_days: Some(None)` asks to keep forever.
@@ -188,6 +256,8 @@ pub struct SettingsOverrides {
     pub storage_backends: Option<Vec<i64>>,
     pub timestamping: Option<bool>,
     pub job_timeout_seconds: Option<u32>,
+    /// Applied to the policy's report options.
+    pub report_options: Option<ReportOptionsPatch>,
 }
 
 impl PolicyValues {
@@ -216,6 +286,13 @@ impl PolicyValues {
             timestamping: pick(self, PolicyField::Timestamping, &self.timestamping, &o.timestamping, &mut locked),
             job_timeout_seconds: pick(self, PolicyField::JobTimeoutSeconds, &self.job_timeout_seconds, &o.job_timeout_seconds, &mut locked),
             log_level: self.job_log_level,
+            report_options: pick(
+                self,
+                PolicyField::ReportOptions,
+                &self.report_options,
+                &o.report_options.map(|patch| patch.apply(self.report_options)),
+                &mut locked,
+            ),
         };
         if locked.is_empty() {
             Ok(s)
@@ -255,12 +332,37 @@ mod tests {
     }
 
     #[test]
+    fn report_options_are_patched_onto_the_policy_and_locked_as_a_whole() {
+        let mut p = PolicyValues::default();
+        p.apply(PolicyField::ReportOptions, json!({"html": false, "rightAnswers": true, "feedback": true, "answerHistory": false}), false).unwrap();
+        let o = SettingsOverrides { report_options: Some(ReportOptionsPatch { right_answers: Some(false), ..Default::default() }), ..Default::default() };
+        let s = p.resolve(&o).unwrap();
+        assert_eq!(s.report_options, ReportOptions { html: false, right_answers: false, feedback: true, answer_history: false });
+        assert_eq!(s.report_options.describe(), "json, feedback");
+        p.locked.push(PolicyField::ReportOptions);
+        assert_eq!(p.resolve(&o), Err(vec![PolicyField::ReportOptions]));
+        // Asking for what the locked policy says anyway changes nothing, so it is allowed.
+        let same = SettingsOverrides { report_options: Some(ReportOptionsPatch { html: Some(false), ..Default::default() }), ..Default::default() };
+        assert_eq!(p.resolve(&same).unwrap().report_options, p.report_options);
+    }
+
+    #[test]
+    fn jobs_stored_before_report_options_existed_had_full_reports() {
+        let s: JobSettings = serde_json::from_value(json!({
+            "format": "ZIP", "filenamePattern": "x", "retentionDays": null, "storageBackends": [], "timestamping": false, "jobTimeoutSeconds": 60
+        }))
+        .unwrap();
+        assert_eq!(s.report_options, ReportOptions::default());
+    }
+
+    #[test]
     fn every_field_is_stored_as_it_is_read() {
         let mut p = PolicyValues::default();
         p.max_concurrent_jobs = Some(3);
         p.job_log_level = Some(crate::domain::LogLevel::Warn);
         p.storage_backends = vec![4, 2];
         p.retention_days = None;
+        p.report_options.feedback = false;
         let mut q = PolicyValues::default();
         for f in PolicyValues::fields() {
             q.apply(f, p.value(f), f == PolicyField::Format).unwrap();

@@ -252,6 +252,7 @@ impl Engine {
             retention_until: settings.retention_days.map(|d| job.created_at + chrono::Duration::days(d as i64)),
             format: settings.format,
             filename_pattern: settings.filename_pattern,
+            report_options: settings.report_options,
         })
     }
 

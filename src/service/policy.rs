@@ -13,7 +13,7 @@ use crate::{
     domain::{
         filename::FilenamePattern,
         policy::{MAX_CONCURRENT_JOBS, MAX_JOB_TIMEOUT_SECONDS, MAX_RETENTION_DAYS},
-        ArchiveFormat, AuditAction, LogLevel, PolicyField, PolicyValues,
+        ArchiveFormat, AuditAction, LogLevel, PolicyField, PolicyValues, ReportOptionsPatch,
     },
     entity::policy_setting,
     error::{AppResult, UserError, UserErrorCode},
@@ -47,6 +47,8 @@ pub struct PolicyUpdate {
     pub storage_backends: Option<Lockable<Vec<i64>>>,
     pub timestamping: Option<Lockable<bool>>,
     pub job_timeout_seconds: Option<Lockable<i64>>,
+    /// Applied to the policy's current report options.
+    pub report_options: Option<Lockable<ReportOptionsPatch>>,
     pub auto_delete: Option<bool>,
     pub deletion_approval: Option<bool>,
     /// `Some(None)`: back to the server setting.
@@ -123,6 +125,9 @@ async fn apply<C: sea_orm::ConnectionTrait>(db: &C, p: &mut PolicyValues, u: Pol
             errors.push(err(&["jobTimeoutSeconds", "value"], UserErrorCode::Invalid, format!("must be from 1 to {MAX_JOB_TIMEOUT_SECONDS}")));
         }
         set(p, PolicyField::JobTimeoutSeconds, &Lockable { value: value.flatten(), locked: s.locked }, |p, v| p.job_timeout_seconds = *v);
+    }
+    if let Some(s) = &u.report_options {
+        set(p, PolicyField::ReportOptions, s, |p, v| p.report_options = v.apply(p.report_options));
     }
     if let Some(v) = u.auto_delete {
         p.auto_delete = v;

@@ -27,7 +27,9 @@ struct SubmissionJson<'a> {
     grade: Option<f64>,
     max_grade: f64,
     graded_at: Option<String>,
-    feedback: FeedbackJson<'a>,
+    /// Absent (not null) when the report options leave feedback out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feedback: Option<FeedbackJson<'a>>,
 }
 
 #[derive(Serialize)]
@@ -37,7 +39,8 @@ struct FeedbackJson<'a> {
     files: &'a [FileJson],
 }
 
-/// `submitted` and `feedback` are the record's files with their paths in the package.
+/// `submitted` and `feedback` are the record's files with their paths in the package (`feedback`
+/// is empty when the report options leave feedback out).
 pub(super) fn render(ctx: &RecordCtx, s: &AssignSubmission, submitted: Vec<FileJson>, feedback: Vec<FileJson>) -> anyhow::Result<Rendered> {
     let body = Body {
         submission: SubmissionJson {
@@ -50,37 +53,13 @@ pub(super) fn render(ctx: &RecordCtx, s: &AssignSubmission, submitted: Vec<FileJ
             grade: s.grade,
             max_grade: s.max_grade,
             graded_at: s.graded_at.map(ts),
-            feedback: FeedbackJson { comment: s.feedback_comment.as_deref(), files: &feedback },
+            feedback: ctx.options.feedback.then_some(FeedbackJson { comment: s.feedback_comment.as_deref(), files: &feedback }),
         },
     };
     let mut json = serde_json::to_vec_pretty(&ctx.envelope(SCHEMA, body))?;
     json.push(b'\n');
 
-    let title = format!("{} — submission — {}", ctx.activity.name, ctx.person.display_name());
-    let page = html! {
-        h1 { "Assignment submission: " (ctx.activity.name) }
-        table {
-            (report::context_rows(ctx))
-            tr { th { "Submission" } td { "LMS id " (s.id) } }
-            tr { th { "Status" } td { (s.status) } }
-            tr { th { "Submitted" } td { (opt_time(s.submitted_at)) } }
-            tr { th { "Last modified" } td { (fmt_time(s.modified_at)) } }
-            tr { th { "Grade" } td { (fmt_grade(s.grade, s.max_grade)) } }
-            tr { th { "Graded" } td { (opt_time(s.graded_at)) } }
-        }
-        h2 { "Online text" }
-        (lms_html(s.online_text.as_deref()))
-        h2 { "Submitted files" }
-        (report::files_table(&submitted))
-        h2 { "Feedback" }
-        h3 { "Comment" }
-        (lms_html(s.feedback_comment.as_deref()))
-        h3 { "Feedback files" }
-        (report::files_table(&feedback))
-    };
-    let json_name = ctx.json_path.rsplit('/').next().unwrap_or_default();
-    let html = report::page(&title, page, json_name);
-
+    let html = ctx.options.html.then(|| page(ctx, s, &submitted, &feedback));
     let row = MetadataRow {
         record_kind: "SUBMISSION",
         record_id: s.id.clone(),
@@ -104,4 +83,34 @@ pub(super) fn render(ctx: &RecordCtx, s: &AssignSubmission, submitted: Vec<FileJ
     };
     let files = submitted.into_iter().chain(feedback).collect();
     Ok(Rendered { json, html, row, files })
+}
+
+/// The submission's HTML page, with the sections the report options include.
+fn page(ctx: &RecordCtx, s: &AssignSubmission, submitted: &[FileJson], feedback: &[FileJson]) -> String {
+    let title = format!("{} — submission — {}", ctx.activity.name, ctx.person.display_name());
+    let page = html! {
+        h1 { "Assignment submission: " (ctx.activity.name) }
+        table {
+            (report::context_rows(ctx))
+            tr { th { "Submission" } td { "LMS id " (s.id) } }
+            tr { th { "Status" } td { (s.status) } }
+            tr { th { "Submitted" } td { (opt_time(s.submitted_at)) } }
+            tr { th { "Last modified" } td { (fmt_time(s.modified_at)) } }
+            tr { th { "Grade" } td { (fmt_grade(s.grade, s.max_grade)) } }
+            tr { th { "Graded" } td { (opt_time(s.graded_at)) } }
+        }
+        h2 { "Online text" }
+        (lms_html(s.online_text.as_deref()))
+        h2 { "Submitted files" }
+        (report::files_table(submitted))
+        @if ctx.options.feedback {
+            h2 { "Feedback" }
+            h3 { "Comment" }
+            (lms_html(s.feedback_comment.as_deref()))
+            h3 { "Feedback files" }
+            (report::files_table(feedback))
+        }
+    };
+    let json_name = ctx.json_path.rsplit('/').next().unwrap_or_default();
+    report::page(&title, page, json_name)
 }

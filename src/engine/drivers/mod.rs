@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     domain::{
         filename::{record_time, safe_component, FilenamePattern, PatternError, Scope, Var, Vars},
-        ActivityKind, ArchiveFormat, Failure,
+        ActivityKind, ArchiveFormat, Failure, ReportOptions,
     },
     engine::package::{self, Cancelled, MetadataRow, PackageSpec, PackageWriter},
     lms::{FileReader, LmsFile, LmsPerson, LmsRecord, LmsSource, RecordVersion},
@@ -79,6 +79,8 @@ pub struct ArchiveRequest {
     pub format: ArchiveFormat,
     /// The package name pattern ([`FilenamePattern`], package scope).
     pub filename_pattern: String,
+    /// What the reports contain.
+    pub report_options: ReportOptions,
 }
 
 /// Which person's data is in the package, and where (for GDPR export and deletion).
@@ -91,8 +93,10 @@ pub struct ContentEntry {
     pub lms_record_id: String,
     /// The JSON report's path inside the package file (`<bag>/data/reports/<record>.json`).
     pub path: String,
-    /// The HTML report's path inside the package file.
-    pub html_path: String,
+    /// The HTML report's path inside the package file; `None` when the report options leave
+    /// HTML pages out.
+    #[serde(default)]
+    pub html_path: Option<String>,
     /// The record's files' paths inside the package file.
     pub files: Vec<String>,
 }
@@ -298,7 +302,8 @@ fn unique(used: &mut HashSet<String>, name: String) -> String {
 /// What a driver renders for one record.
 pub(crate) struct Rendered {
     pub json: Vec<u8>,
-    pub html: String,
+    /// `None` when the report options leave HTML pages out.
+    pub html: Option<String>,
     pub row: MetadataRow,
     /// The record's files in package order, each with its LMS source.
     pub files: Vec<FileJson>,
@@ -358,6 +363,7 @@ long-term retention by the Archiving Manager {version}.
   Archive job:    {job} ({origin}, requested by {by})
   Archived at:    {at}
   Keep until:     {retention}
+  Report content: {options}
 
 CONTENTS
 
@@ -372,15 +378,15 @@ The folder is a BagIt bag (RFC 8493, BagIt version 1.0):
   tagmanifest-sha256.txt    SHA-256 of the files above (except the tag manifests)
   tagmanifest-sha512.txt    SHA-512 of the same
   data/reports/<record>.json   one report per attempt/submission, machine-readable (UTF-8 JSON)
-  data/reports/<record>.html   the same report as a static web page: open it in any web browser;
-                               it needs no network and runs no script
-  data/files/<record>/submitted/   files the person submitted, byte for byte as in the LMS
+{html_line}  data/files/<record>/submitted/   files the person submitted, byte for byte as in the LMS
   data/files/<record>/feedback/    feedback files of the graders, byte for byte
   data/metadata.csv         one row per attempt/submission: person, times, grade, report paths
   data/metadata.json        the same rows as JSON
 
 <record> is the attempt/submission id followed by the person's user name.
-All times are UTC.
+All times are UTC. The line Report content above lists what the reports hold besides the JSON report;
+a section it does not name (HTML pages, right answers, feedback, answer history) was left out
+by the institution's settings when the package was made, not lost.
 
 HOW TO VERIFY
 
@@ -415,6 +421,12 @@ HOW TO VERIFY
         by = req.requested_by,
         at = ts(req.archived_at),
         schema = report::SCHEMA_VERSION,
+        options = req.report_options.describe(),
+        html_line = if req.report_options.html {
+            "  data/reports/<record>.html   the same report as a static web page: open it in any web browser;\n                               it needs no network and runs no script\n"
+        } else {
+            ""
+        },
     )
 }
 
@@ -433,6 +445,7 @@ fn bag_info(req: &ArchiveRequest, bag: &str) -> Vec<(String, String)> {
         ("Archive-Requested-By", req.requested_by.clone()),
         ("Archive-Retention-Until", req.retention_until.map_or("none".into(), ts)),
         ("Archive-Software-Version", env!("CARGO_PKG_VERSION").to_string()),
+        ("Archive-Report-Options", req.report_options.describe()),
         ("Course-LMS-Id", req.course.lms_id.clone()),
         ("Course-Short-Name", req.course.short_name.clone()),
         ("Course-Full-Name", req.course.full_name.clone()),
@@ -455,6 +468,7 @@ fn metadata_header(req: &ArchiveRequest, bag: &str) -> serde_json::Value {
         "requestedBy": req.requested_by,
         "retentionUntil": req.retention_until.map(ts),
         "generator": report::generator(),
+        "reportOptions": req.report_options,
         "course": { "lmsId": req.course.lms_id, "shortName": req.course.short_name, "fullName": req.course.full_name },
         "activity": {
             "lmsId": req.activity.lms_id,
@@ -539,19 +553,23 @@ impl<'a> Run<'a> {
             activity: &self.req.activity,
             person,
             json_path: format!("data/reports/{base}.json"),
-            html_path: format!("data/reports/{base}.html"),
+            html_path: self.req.report_options.html.then(|| format!("data/reports/{base}.html")),
+            options: self.req.report_options,
         };
         let rendered = match &record {
             LmsRecord::QuizAttempt(a) => quiz::render(&ctx, a),
             LmsRecord::AssignSubmission(s) => {
                 let submitted = files_of(&base, "submitted", &s.files);
-                let feedback = files_of(&base, "feedback", &s.feedback_files);
+                // Feedback files left out by the options are not read from the LMS at all.
+                let feedback = if ctx.options.feedback { files_of(&base, "feedback", &s.feedback_files) } else { Vec::new() };
                 assign::render(&ctx, s, submitted, feedback)
             }
         }
         .map_err(permanent)?;
         pkg.add_bytes(&ctx.json_path, modified_at, rendered.json.into()).await.map_err(from_package)?;
-        pkg.add_bytes(&ctx.html_path, modified_at, rendered.html.into()).await.map_err(from_package)?;
+        if let (Some(path), Some(html)) = (&ctx.html_path, rendered.html) {
+            pkg.add_bytes(path, modified_at, html.into()).await.map_err(from_package)?;
+        }
         let progress = self.progress;
         for f in &rendered.files {
             let source = f.source.as_ref().expect("files carry their source");
@@ -565,7 +583,7 @@ impl<'a> Run<'a> {
             record_kind,
             lms_record_id: id.clone(),
             path: inside(&ctx.json_path),
-            html_path: inside(&ctx.html_path),
+            html_path: ctx.html_path.as_deref().map(inside),
             files: rendered.files.iter().map(|f| inside(&f.path)).collect(),
         };
         pkg.end_record(id, modified_at, &base, &content).await.map_err(from_package)?;

@@ -12,10 +12,10 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Serialize;
 
 use super::{ActivityInfo, CourseInfo};
+use crate::domain::ReportOptions;
 use crate::lms::{LmsFile, LmsPerson};
 
-/// The version of the report schemas (quiz attempt, assignment submission, metadata).
-pub const SCHEMA_VERSION: &str = "1.0";
+pub use crate::engine::package::SCHEMA_VERSION;
 
 pub fn generator() -> String {
     format!("archiving-manager {}", env!("CARGO_PKG_VERSION"))
@@ -111,9 +111,12 @@ pub struct RecordCtx<'a> {
     pub course: &'a CourseInfo,
     pub activity: &'a ActivityInfo,
     pub person: PersonJson,
-    /// Report paths relative to the bag folder.
+    /// Report paths relative to the bag folder; no HTML path when the options leave HTML out.
     pub json_path: String,
-    pub html_path: String,
+    pub html_path: Option<String>,
+    /// What the reports contain; a driver leaves out of both the JSON and the HTML what they
+    /// exclude.
+    pub options: ReportOptions,
 }
 
 impl<'a> RecordCtx<'a> {

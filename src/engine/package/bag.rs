@@ -264,7 +264,7 @@ pub(super) fn run_bag(
     let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(create("metadata.csv")?);
     csv.write_record(METADATA_COLUMNS)?;
     let mut json = create("metadata.json")?;
-    json.write_all(b"{\n\"schema\": \"archiving-manager.metadata\",\n\"schemaVersion\": \"1.0\",\n\"package\": ")?;
+    write!(json, "{{\n\"schema\": \"archiving-manager.metadata\",\n\"schemaVersion\": \"{}\",\n\"package\": ", super::SCHEMA_VERSION)?;
     serde_json::to_writer(&mut json, &spec.metadata_header)?;
     json.write_all(b",\n\"records\": [")?;
     let mut bag = Bag {

@@ -51,6 +51,10 @@ const CANCEL_CHECK_BYTES: u64 = 16 * 1024 * 1024;
 pub const REPORT_SCHEMA_DOC: &str = include_str!("REPORT_SCHEMA.md");
 
 /// The file name extension of a container format, with its dot.
+/// The version of the report schemas (quiz attempt, assignment submission, metadata), described
+/// in `REPORT_SCHEMA.md`.
+pub const SCHEMA_VERSION: &str = "1.1";
+
 pub fn extension(format: ArchiveFormat) -> &'static str {
     match format {
         ArchiveFormat::Zip => ".zip",
@@ -144,7 +148,8 @@ pub struct MetadataRow {
     pub graded_at: Option<String>,
     pub file_count: u32,
     pub report_json: String,
-    pub report_html: String,
+    /// Empty when the report options leave HTML pages out.
+    pub report_html: Option<String>,
 }
 
 /// `ATTEMPT` or `SUBMISSION`. An alias, so that serde does not take the field for a string
@@ -183,7 +188,7 @@ impl MetadataRow {
             o(&self.graded_at),
             self.file_count.to_string(),
             self.report_json.clone(),
-            self.report_html.clone(),
+            o(&self.report_html),
         ]
     }
 }
@@ -450,7 +455,7 @@ mod tests {
             graded_at: None,
             file_count: 0,
             report_json: "a".into(),
-            report_html: "b".into(),
+            report_html: Some("b".into()),
         };
         let v = serde_json::to_value(&row).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();

@@ -29,6 +29,8 @@ pub struct CreateArchiveJobInput {
     timestamping: Option<bool>,
     /// Seconds the job may run from its start before it ends in TIMEOUT.
     job_timeout_seconds: Option<u32>,
+    /// What the reports contain; an omitted option is the policy's.
+    report_options: Option<ReportOptionsInput>,
     /// MANUAL (a person, the default) or API (another system).
     origin: Option<JobOrigin>,
 }
@@ -102,6 +104,7 @@ impl JobMutations {
             storage_backends: None,
             timestamping: input.timestamping,
             job_timeout_seconds: input.job_timeout_seconds,
+            report_options: input.report_options.map(Into::into),
         };
         let create = jobs::CreateJob { activity_ids, overrides, storage_backend_ids, origin };
         ctx.loaders().clear();

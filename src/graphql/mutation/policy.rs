@@ -58,6 +58,13 @@ pub struct JobTimeoutSettingInput {
     locked: Option<bool>,
 }
 
+#[derive(InputObject)]
+pub struct ReportOptionsSettingInput {
+    /// The options to change; an omitted option stays as it is.
+    value: Option<ReportOptionsInput>,
+    locked: Option<bool>,
+}
+
 /// The fields to change; an omitted field stays as it is. Applies to jobs created afterwards.
 #[derive(InputObject)]
 pub struct UpdatePolicyInput {
@@ -67,6 +74,8 @@ pub struct UpdatePolicyInput {
     storage_backend_ids: Option<StorageBackendsSettingInput>,
     timestamping: Option<BooleanSettingInput>,
     job_timeout_seconds: Option<JobTimeoutSettingInput>,
+    /// What the reports in the packages contain; locked as a whole.
+    report_options: Option<ReportOptionsSettingInput>,
     /// Delete files past their retention without a person starting it.
     auto_delete: Option<bool>,
     /// With `autoDelete`: expired files wait for approval.
@@ -160,6 +169,7 @@ impl PolicyMutations {
             storage_backends: backends,
             timestamping: input.timestamping.map(|s| lockable(s.value, s.locked, |v| v)),
             job_timeout_seconds: input.job_timeout_seconds.map(|s| lockable(s.value, s.locked, i64::from)),
+            report_options: input.report_options.map(|s| lockable(s.value, s.locked, domain::ReportOptionsPatch::from)),
             auto_delete: input.auto_delete,
             deletion_approval: input.deletion_approval,
             max_concurrent_jobs: maybe(input.max_concurrent_jobs, i64::from),

@@ -135,6 +135,7 @@ pub enum PolicyField {
     DeletionApproval,
     MaxConcurrentJobs,
     JobLogLevel,
+    ReportOptions,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]

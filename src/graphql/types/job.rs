@@ -43,6 +43,8 @@ pub struct JobSettingsView {
     /// Log entries of the job below this level are not stored; `null` for jobs created before
     /// the level was kept per job (they follow the server setting).
     log_level: Option<enums::LogLevel>,
+    /// What the job's reports contain.
+    report_options: super::ReportOptions,
 }
 
 #[Object]
@@ -74,6 +76,7 @@ impl ArchiveJob {
             timestamping: s.timestamping,
             job_timeout_seconds: s.job_timeout_seconds,
             log_level: s.log_level.map(Into::into),
+            report_options: s.report_options.into(),
         })
     }
     async fn course(&self, ctx: &Context<'_>) -> Result<Course> {

@@ -22,7 +22,7 @@ pub use course::Course;
 pub use enums::*;
 pub use job::{ArchiveFile, ArchiveJob, ArchiveJobEvent, ArchiveTask, JobLogEntry, TimestampToken};
 pub use overview::ArchivingOverview;
-pub use policy::{ActivityKindArchiving, ArchivingSwitchOrigin, ArchivingSwitchSource, Policy};
+pub use policy::{ActivityKindArchiving, ArchivingSwitchOrigin, ArchivingSwitchSource, Policy, ReportOptions, ReportOptionsInput};
 pub use storage::StorageBackend;
 pub use viewer::Viewer;
 

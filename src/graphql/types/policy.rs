@@ -1,4 +1,4 @@
-use async_graphql::{Context, Enum, Object, Result};
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
 
 use super::{enums, CourseCategory, StorageBackend};
 use crate::{
@@ -64,6 +64,10 @@ impl Policy {
     async fn job_log_level_set(&self) -> bool {
         self.values.job_log_level.is_some()
     }
+    /// What the reports in the packages contain besides the JSON report.
+    async fn report_options(&self) -> ReportOptions {
+        self.values.report_options.into()
+    }
     /// The fields a job cannot override.
     async fn locked(&self) -> Vec<enums::PolicyField> {
         self.values.locked.iter().map(|f| (*f).into()).collect()
@@ -71,6 +75,42 @@ impl Policy {
     /// The global switch of each activity kind; a category's switch overrides it below the category.
     async fn activity_kinds(&self, ctx: &Context<'_>) -> Result<Vec<ActivityKindArchiving>> {
         Ok(ctx.services().global_kind_archiving(ctx.access()?).await?.into_iter().map(ActivityKindArchiving).collect())
+    }
+}
+
+/// What the reports of a package contain besides the JSON report, which is always there. Each
+/// package records its options in `bag-info.txt` (`Archive-Report-Options`) and
+/// `data/metadata.json` (`package.reportOptions`).
+#[derive(SimpleObject, Clone, Copy)]
+pub struct ReportOptions {
+    /// A static HTML page beside each JSON report.
+    pub html: bool,
+    /// Quiz: the right answer of each question.
+    pub right_answers: bool,
+    /// Quiz: the feedback of each question; assignment: the graders' feedback comment and files.
+    pub feedback: bool,
+    /// Quiz: the steps of each answer.
+    pub answer_history: bool,
+}
+
+impl From<domain::ReportOptions> for ReportOptions {
+    fn from(o: domain::ReportOptions) -> Self {
+        Self { html: o.html, right_answers: o.right_answers, feedback: o.feedback, answer_history: o.answer_history }
+    }
+}
+
+/// Report options to set; an omitted option stays as it is (a job: the policy's).
+#[derive(InputObject, Clone, Copy)]
+pub struct ReportOptionsInput {
+    pub html: Option<bool>,
+    pub right_answers: Option<bool>,
+    pub feedback: Option<bool>,
+    pub answer_history: Option<bool>,
+}
+
+impl From<ReportOptionsInput> for domain::ReportOptionsPatch {
+    fn from(i: ReportOptionsInput) -> Self {
+        Self { html: i.html, right_answers: i.right_answers, feedback: i.feedback, answer_history: i.answer_history }
     }
 }
 
