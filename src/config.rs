@@ -111,6 +111,17 @@ pub struct Settings {
     pub subscription_db_permits: u32,
     /// Seconds between two health checks of every enabled storage backend (cluster-wide).
     pub storage_health_interval_seconds: u32,
+    /// Seconds between two runs of the fixity audit (cluster-wide), which re-reads stored files
+    /// due for a check and compares them with their recorded size and SHA-256.
+    pub fixity_interval_seconds: u64,
+    /// Seconds after its last check that a stored file is due again: each file is re-read once
+    /// per period (default 30 days).
+    pub fixity_period_seconds: u64,
+    /// Bytes per second the fixity audit reads from each storage backend at most; 0 = unlimited.
+    pub fixity_max_bytes_per_second: u64,
+    /// Files the fixity audit checks per storage backend in one run at most; the rest wait for
+    /// the next run, oldest-checked first.
+    pub fixity_max_files_per_run: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -165,6 +176,10 @@ impl Default for Settings {
             ws_slow_client_seconds: 30,
             subscription_db_permits: 1,
             storage_health_interval_seconds: 300,
+            fixity_interval_seconds: 3600,
+            fixity_period_seconds: 30 * 86_400,
+            fixity_max_bytes_per_second: 0,
+            fixity_max_files_per_run: 1000,
         }
     }
 }
@@ -182,14 +197,16 @@ const KEYS: &[&str] = &[
     "public_url", "chunk_records", "event_retention_days", "retention_interval_seconds", "log_format", "max_body_bytes", "request_body_timeout_seconds",
     "max_concurrent_requests", "cors_allowed_origins", "ws_init_timeout_seconds", "ws_max_subscriptions",
     "ws_max_connections_per_token", "ws_slow_client_seconds", "subscription_db_permits",
-    "storage_health_interval_seconds",
+    "storage_health_interval_seconds", "fixity_interval_seconds", "fixity_period_seconds", "fixity_max_bytes_per_second",
+    "fixity_max_files_per_run",
 ];
 
 const NUMERIC_KEYS: &[&str] = &[
     "demo_scale", "max_concurrent_jobs", "worker_concurrency", "max_retries", "retry_base_seconds", "retry_max_seconds", "lease_seconds",
     "demo_record_delay_ms", "demo_extra_courses", "chunk_records", "event_retention_days", "retention_interval_seconds", "max_body_bytes", "request_body_timeout_seconds",
     "max_concurrent_requests", "ws_init_timeout_seconds", "ws_max_subscriptions", "ws_max_connections_per_token",
-    "ws_slow_client_seconds", "subscription_db_permits", "storage_health_interval_seconds",
+    "ws_slow_client_seconds", "subscription_db_permits", "storage_health_interval_seconds", "fixity_interval_seconds",
+    "fixity_period_seconds", "fixity_max_bytes_per_second", "fixity_max_files_per_run",
 ];
 
 /// Settings that are lists: comma-separated in the environment.
@@ -304,6 +321,18 @@ impl Settings {
         }
         if self.retention_interval_seconds == 0 {
             return err("retention_interval_seconds", "must be at least 1");
+        }
+        for (key, value) in [
+            ("fixity_interval_seconds", self.fixity_interval_seconds),
+            ("fixity_period_seconds", self.fixity_period_seconds),
+            ("fixity_max_files_per_run", u64::from(self.fixity_max_files_per_run)),
+        ] {
+            if value == 0 {
+                return err(key, "must be at least 1");
+            }
+        }
+        if self.fixity_period_seconds > 100 * 365 * 86_400 {
+            return err("fixity_period_seconds", "must be at most 100 years");
         }
         if self.lease_seconds < 3 {
             return err("lease_seconds", "must be at least 3");

@@ -40,13 +40,7 @@ async fn packages_validate_in_every_format_on_every_backend(app: TestApp) {
     let body = app.gql(Some(&admin), q, json!({"i": {"name": "s3", "driver": "S3", "settings": moto.settings()}})).await;
     let s3 = body["data"]["createStorageBackend"]["storageBackend"].clone();
     assert_eq!(s3["health"]["reachable"], true, "{body}");
-    let local = app.data(&admin, "{ storageBackends { edges { node { id name } } } }", json!({})).await["storageBackends"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["node"]["name"] == "local")
-        .unwrap()["node"]["id"]
-        .clone();
+    let local = app.storage_backend_id("local").await;
     let acts = ids(&app, &["1001", "1003"]).await; // a quiz and an assignment of course 101
     let work = tempfile::tempdir().unwrap();
     for (format, ext, media) in [("ZIP", ".zip", "application/zip"), ("TAR_GZ", ".tar.gz", "application/gzip"), ("TAR_ZST", ".tar.zst", "application/zstd")] {

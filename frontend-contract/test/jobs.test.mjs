@@ -547,3 +547,33 @@ describe('event and error contract', () => {
     assert.equal(body.data, null, JSON.stringify(body.data));
   });
 });
+
+describe('fixity', () => {
+  test('VerifyArchiveFile re-reads a stored file (OK) for auditors, refuses a teacher, and the overview counts it', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const admin = await server.token('admin');
+    const q = (name, variables) => data(server, name, variables, { token: admin });
+    const { course } = await q('Course', { lmsId: '101', activitiesFirst: 100 });
+    const act = course.activities.nodes.find((a) => a.lmsId === '1001');
+    const { createArchiveJob } = await q('CreateArchiveJob', { input: { activityIds: [act.id] } });
+    assert.deepEqual(createArchiveJob.userErrors, []);
+    const done = await pollJob(server, admin, createArchiveJob.job.id, (j) => FINAL.has(j.status), 'to finish');
+    assert.equal(done.status, 'COMPLETED');
+    const [file] = done.files;
+
+    const teacher = await server.token('teacher', { courses: ['101'] });
+    const { body: refused } = await post(server, 'VerifyArchiveFile', { fileId: file.id }, { token: teacher });
+    assert.deepEqual(errorCodes(refused), ['FORBIDDEN']);
+
+    const auditor = await server.token('auditor');
+    const { verifyArchiveFile } = await data(server, 'VerifyArchiveFile', { fileId: file.id }, { token: auditor });
+    assert.deepEqual(verifyArchiveFile.userErrors, []);
+    assert.equal(verifyArchiveFile.result, 'OK');
+    assert.equal(verifyArchiveFile.file.lastVerification, 'OK');
+    assert.equal(verifyArchiveFile.file.lastVerificationDetail, null);
+    assert.ok(verifyArchiveFile.file.lastVerifiedAt);
+
+    const { archivingOverview } = await q('ArchivingOverview', {});
+    assert.ok(archivingOverview.fixity.ok >= 1, JSON.stringify(archivingOverview.fixity));
+    assert.equal(archivingOverview.fixity.mismatch, 0);
+  });
+});

@@ -20,4 +20,13 @@ pub enum AuditAction {
     DeletionPending,
     DeletionApproved,
     DeletionDenied,
+    /// A person checked a stored file on demand (`verifyArchiveFile`) and it was intact; the
+    /// result is in the details. Failed checks are recorded as one of the `FIXITY_*` actions.
+    FileVerified,
+    /// A fixity check (periodic or on demand) found a stored file changed or damaged.
+    FixityMismatch,
+    /// A fixity check found a stored file's object gone from its backend.
+    FixityMissing,
+    /// A fixity check could not read a stored file although its backend answers.
+    FixityUnreadable,
 }

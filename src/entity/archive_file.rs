@@ -37,6 +37,13 @@ pub struct Model {
     pub deletion_decided_by: Option<String>,
     pub deletion_decided_at: Option<DateTimeUtc>,
     pub deletion_decision_reason: Option<String>,
+    /// When the stored object was last re-read and compared with `size_bytes` and `sha256` (a
+    /// fixity check); `None`: never since it was stored.
+    pub last_verified_at: Option<DateTimeUtc>,
+    /// `domain::FixityResult` as text: the outcome of that check.
+    pub last_verification: Option<String>,
+    /// What the check found when it was not OK (sizes, hashes, the read error).
+    pub last_verification_detail: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

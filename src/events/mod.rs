@@ -44,6 +44,8 @@ pub enum JobEventKind {
     Deleted,
     /// One of the job's stored files was deleted (retention, by hand, with the job, discarded).
     FileDeleted,
+    /// A fixity check found one of the job's stored files changed, missing or unreadable.
+    FixityFailed,
 }
 
 /// A change of a job as subscribers see it: the job with the status, progress and sequence of

@@ -300,6 +300,9 @@ mod tests {
             deletion_decided_by: None,
             deletion_decided_at: None,
             deletion_decision_reason: None,
+            last_verified_at: None,
+            last_verification: None,
+            last_verification_detail: None,
         }
     }
 

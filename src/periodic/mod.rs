@@ -10,9 +10,9 @@
 //! tasks themselves are idempotent: a run that dies half-way is simply run again.
 //!
 //! Tasks: the engine's `sweeper` (liveness of jobs, tasks, chunks and stored files), the
-//! pruning of the event log, the health check of the storage backends (`storage-health`) and the
-//! `retention` sweep (`service::retention`). Later capabilities (fixity, schedules, LMS sync)
-//! register here instead of running loops of their own.
+//! pruning of the event log, the health check of the storage backends (`storage-health`), the
+//! `retention` sweep (`service::retention`) and the `fixity` audit (`service::fixity`). Later
+//! capabilities (schedules, LMS sync) register here instead of running loops of their own.
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::Utc;
@@ -63,6 +63,9 @@ pub fn tasks(engine: &Engine) -> Vec<PeriodicTask> {
         }),
         PeriodicTask::new(crate::service::retention::TASK, Duration::from_secs(engine.settings.retention_interval_seconds), |e: Engine| async move {
             crate::service::retention::sweep(&e).await.map(|_| ())
+        }),
+        PeriodicTask::new(crate::service::fixity::TASK, Duration::from_secs(engine.settings.fixity_interval_seconds), |e: Engine| async move {
+            crate::service::fixity::sweep(&e).await.map(|_| ())
         }),
     ]
 }

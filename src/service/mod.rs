@@ -4,6 +4,7 @@ pub mod access;
 pub mod audit;
 pub mod catalog;
 pub mod downloads;
+pub mod fixity;
 pub mod jobs;
 pub mod overview;
 pub mod pagination;

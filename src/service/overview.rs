@@ -9,7 +9,7 @@ use sea_orm::{
 use super::{catalog, Access};
 use crate::{
     auth::Capability,
-    domain::{ActivityArchiveState, JobStatus},
+    domain::{ActivityArchiveState, FixityResult, JobStatus},
     entity::{archive_file, archive_job, storage_backend},
     error::AppResult,
 };
@@ -20,6 +20,8 @@ pub struct Overview {
     pub jobs: Vec<(JobStatus, u64)>,
     pub stored_files: u64,
     pub stored_bytes: u64,
+    /// Stored files (not deleted) by the result of their last fixity check; `None`: not checked yet.
+    pub fixity: HashMap<Option<FixityResult>, u64>,
     /// Every backend not deleted, with its last health check (global, whatever the scope).
     pub storage_backends: Vec<storage_backend::Model>,
 }
@@ -27,6 +29,12 @@ pub struct Overview {
 #[derive(FromQueryResult)]
 struct StatusCount {
     status: String,
+    n: i64,
+}
+
+#[derive(FromQueryResult)]
+struct FixityCount {
+    last_verification: Option<String>,
     n: i64,
 }
 
@@ -70,6 +78,21 @@ pub async fn overview(db: &DatabaseConnection, access: &Access, course_id: Optio
     if let Some(c) = course_id {
         stored_q = stored_q.filter(archive_job::Column::CourseId.eq(c));
     }
+    let fixity = stored_q
+        .clone()
+        .select_only()
+        .column(archive_file::Column::LastVerification)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .group_by(archive_file::Column::LastVerification)
+        .into_model::<FixityCount>()
+        .all(db)
+        .await?
+        .into_iter()
+        // A result this server does not know (written by a newer version) counts as not checked.
+        .fold(HashMap::<Option<FixityResult>, u64>::new(), |mut m, r| {
+            *m.entry(r.last_verification.and_then(|v| v.parse::<FixityResult>().ok())).or_insert(0) += r.n as u64;
+            m
+        });
     let stored = stored_q.into_model::<Stored>().one(db).await?;
     let (stored_files, stored_bytes) = stored.map_or((0, 0), |s| (s.files as u64, s.bytes.unwrap_or(0) as u64));
     let storage_backends = storage_backend::Entity::find()
@@ -77,5 +100,5 @@ pub async fn overview(db: &DatabaseConnection, access: &Access, course_id: Optio
         .order_by_asc(storage_backend::Column::Id)
         .all(db)
         .await?;
-    Ok(Overview { activities, jobs, stored_files, stored_bytes, storage_backends })
+    Ok(Overview { activities, jobs, stored_files, stored_bytes, fixity, storage_backends })
 }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use super::{audit, catalog, downloads, jobs, overview, policy, retention, storage_backends, switches, Access, Page, PageArgs};
+use super::{audit, catalog, downloads, fixity, jobs, overview, policy, retention, storage_backends, switches, Access, Page, PageArgs};
 use crate::{
     domain::{switches::Decision, PolicyValues},
     engine::Engine,
@@ -212,6 +212,13 @@ impl Services {
 
     pub async fn decide_pending_deletions(&self, access: &Access, ids: &[i64], approve: bool, reason: Option<&str>) -> AppResult<retention::Decided> {
         retention::decide(&self.engine, access, ids, approve, reason).await
+    }
+
+    // ---------- fixity ----------
+
+    /// Re-reads one stored file now and records the verdict (`verifyArchiveFile`).
+    pub async fn verify_file(&self, access: &Access, id: i64) -> AppResult<jobs::Outcome<archive_file::Model>> {
+        fixity::verify_file(&self.engine, access, id).await
     }
 
     // ---------- downloads ----------

@@ -145,8 +145,9 @@ fn transient(file: &archive_file::Model, e: impl std::fmt::Display) -> Failure {
     Failure::transient(format!("recording the deletion of {}: {e}", file.file_name))
 }
 
-/// The job's and the file's rows, locked on PostgreSQL.
-async fn claim(db: &DatabaseConnection, txn: &DatabaseTransaction, file: &archive_file::Model) -> Result<Option<(archive_job::Model, archive_file::Model)>, sea_orm::DbErr> {
+/// The job's and the file's rows, locked on PostgreSQL: the job first, as everyone who changes
+/// both claims them (deletion, fixity records), so that they never deadlock.
+pub(crate) async fn claim(db: &DatabaseConnection, txn: &DatabaseTransaction, file: &archive_file::Model) -> Result<Option<(archive_job::Model, archive_file::Model)>, sea_orm::DbErr> {
     let pg = db.get_database_backend() == DbBackend::Postgres;
     let mut jq = archive_job::Entity::find_by_id(file.job_id);
     let mut fq = archive_file::Entity::find_by_id(file.id);

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::{Failure, StorageDriverKind};
 
 pub mod files;
+pub mod fixity;
 pub mod health;
 pub mod local;
 pub mod s3;

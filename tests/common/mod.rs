@@ -191,6 +191,13 @@ impl TestApp {
         res.json().await.expect("JSON body")
     }
 
+    /// The global id of the storage backend named `name`.
+    pub async fn storage_backend_id(&self, name: &str) -> Value {
+        let d = self.data(&self.admin(), "{ storageBackends { edges { node { id name } } } }", json!({})).await;
+        let edges = d["storageBackends"]["edges"].as_array().unwrap().clone();
+        edges.iter().find(|e| e["node"]["name"] == name).unwrap_or_else(|| panic!("no storage backend {name}: {d}"))["node"]["id"].clone()
+    }
+
     /// The `data` of a response that must have no errors.
     pub async fn data(&self, token: &str, query: &str, variables: Value) -> Value {
         let body = self.gql(Some(token), query, variables).await;

@@ -18,6 +18,10 @@ pub enum AuditAction {
     DeletionPending,
     DeletionApproved,
     DeletionDenied,
+    FileVerified,
+    FixityMismatch,
+    FixityMissing,
+    FixityUnreadable,
 }
 
 /// One destructive or policy action: who, what, when, from where. Entries are never changed.

@@ -90,6 +90,9 @@ pub enum ArchiveJobEventKind {
     Deleted,
     /// One of the job's stored files was deleted (see its `deletedAt`, `deletionReason`).
     FileDeleted,
+    /// A fixity check found one of the job's stored files changed, missing or unreadable (see
+    /// its `lastVerification`).
+    FixityFailed,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -213,4 +216,19 @@ pub enum DeletionDecisionKind {
     Approved,
     /// The file is kept: retention does not propose or delete it again.
     Denied,
+}
+
+/// The outcome of the last fixity check of a stored file: its object re-read from its storage
+/// and compared with the recorded size and SHA-256.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domain::FixityResult")]
+pub enum FixityResult {
+    /// Size and SHA-256 are the recorded ones.
+    Ok,
+    /// The object differs from what was stored (size or SHA-256): changed or damaged.
+    Mismatch,
+    /// The storage backend answers, but the object is gone.
+    Missing,
+    /// The storage backend answers, but this object cannot be read.
+    Unreadable,
 }

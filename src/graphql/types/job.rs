@@ -304,6 +304,20 @@ impl ArchiveFile {
     async fn created_at(&self) -> DateTime {
         DateTime(self.model.created_at)
     }
+    /// When the stored object was last re-read and compared with `sizeBytes` and `sha256` (by the
+    /// periodic fixity audit or `verifyArchiveFile`); `null`: not yet.
+    async fn last_verified_at(&self) -> Option<DateTime> {
+        self.model.last_verified_at.map(DateTime)
+    }
+    /// The outcome of that check; `null`: not checked yet.
+    async fn last_verification(&self) -> Option<enums::FixityResult> {
+        self.model.last_verification.as_deref().and_then(|r| r.parse::<domain::FixityResult>().ok()).map(Into::into)
+    }
+    /// What that check found when it was not `OK`: the sizes and hashes that differ, or why the
+    /// object could not be read.
+    async fn last_verification_detail(&self) -> Option<&str> {
+        self.model.last_verification_detail.as_deref()
+    }
     /// A signed URL to download the file, valid for 10 minutes from this answer: fetch it right
     /// before downloading, do not cache it. `null` for a deleted file or a caller without the
     /// `download` capability in the file's course.
@@ -431,6 +445,7 @@ impl ArchiveJobEvent {
             JobEventKind::Updated => enums::ArchiveJobEventKind::Updated,
             JobEventKind::Deleted => enums::ArchiveJobEventKind::Deleted,
             JobEventKind::FileDeleted => enums::ArchiveJobEventKind::FileDeleted,
+            JobEventKind::FixityFailed => enums::ArchiveJobEventKind::FixityFailed,
         }
     }
     /// The job: its `status`, `progress` and `sequence` are those right after the change; its

@@ -1,7 +1,11 @@
 use async_graphql::SimpleObject;
 
 use super::{enums, storage::StorageBackend};
-use crate::{domain::ActivityArchiveState as S, graphql::scalars::BigInt, service::overview::Overview};
+use crate::{
+    domain::{ActivityArchiveState as S, FixityResult as F},
+    graphql::scalars::BigInt,
+    service::overview::Overview,
+};
 
 /// Activities counted by archive state.
 #[derive(SimpleObject)]
@@ -10,6 +14,21 @@ pub struct ActivityStateCounts {
     never_archived: u64,
     archived: u64,
     changed: u64,
+}
+
+/// Stored files (not deleted) counted by the result of their last fixity check
+/// (`ArchiveFile.lastVerification`).
+#[derive(SimpleObject)]
+pub struct FixityCounts {
+    ok: u64,
+    /// Changed or damaged since they were stored.
+    mismatch: u64,
+    /// Gone from their storage backend.
+    missing: u64,
+    /// Present, but could not be read although their backend answers.
+    unreadable: u64,
+    /// Not checked yet since they were stored.
+    never_verified: u64,
 }
 
 #[derive(SimpleObject)]
@@ -27,6 +46,8 @@ pub struct ArchivingOverview {
     /// Archive files not deleted.
     stored_files: u64,
     stored_bytes: BigInt,
+    /// The stored files by the result of their last fixity check.
+    fixity: FixityCounts,
     /// The storage backends (not deleted) with their last health check.
     storage_backends: Vec<StorageBackend>,
 }
@@ -34,6 +55,8 @@ pub struct ArchivingOverview {
 impl From<Overview> for ArchivingOverview {
     fn from(o: Overview) -> Self {
         let n = |s| o.activities.get(&s).copied().unwrap_or(0);
+        let f = |r| o.fixity.get(&r).copied().unwrap_or(0);
+        let fixity = FixityCounts { ok: f(Some(F::Ok)), mismatch: f(Some(F::Mismatch)), missing: f(Some(F::Missing)), unreadable: f(Some(F::Unreadable)), never_verified: f(None) };
         let jobs = o.jobs.iter().map(|(s, c)| JobStatusCount { status: (*s).into(), count: *c }).collect();
         Self {
             activities: ActivityStateCounts {
@@ -45,6 +68,7 @@ impl From<Overview> for ArchivingOverview {
             jobs,
             stored_files: o.stored_files,
             stored_bytes: BigInt(o.stored_bytes),
+            fixity,
             storage_backends: o.storage_backends.into_iter().map(StorageBackend::new).collect(),
         }
     }
