@@ -10,6 +10,7 @@ mod m20261203_000005_audit;
 mod m20261203_000006_retention;
 mod m20261203_000007_policy;
 mod m20261203_000008_storage_health;
+mod m20261203_000009_timestamps;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_retention::Migration),
             Box::new(m20261203_000007_policy::Migration),
             Box::new(m20261203_000008_storage_health::Migration),
+            Box::new(m20261203_000009_timestamps::Migration),
         ]
     }
 }

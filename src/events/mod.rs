@@ -44,6 +44,9 @@ pub enum JobEventKind {
     Deleted,
     /// One of the job's stored files was deleted (retention, by hand, with the job, discarded).
     FileDeleted,
+    /// The job's packages could not be timestamped after its retries (the job log says why;
+    /// the failure policy decided whether the job failed or completed unsigned).
+    TimestampFailed,
 }
 
 /// A change of a job as subscribers see it: the job with the status, progress and sequence of
