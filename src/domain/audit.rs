@@ -20,4 +20,6 @@ pub enum AuditAction {
     DeletionPending,
     DeletionApproved,
     DeletionDenied,
+    /// A stored file timestamped by hand (`signArchiveFile`).
+    FileTimestamped,
 }

@@ -58,7 +58,7 @@ fn held_job_ids() -> SelectStatement {
 
 /// A stored file the caller may see, checked for `cap` in its job's course: NOT_FOUND when
 /// invisible, FORBIDDEN when visible but not allowed.
-async fn file_for(db: &DatabaseConnection, access: &Access, id: i64, cap: Capability) -> AppResult<archive_file::Model> {
+pub(super) async fn file_for(db: &DatabaseConnection, access: &Access, id: i64, cap: Capability) -> AppResult<archive_file::Model> {
     access.require(Capability::View)?;
     let f = archive_file::Entity::find_by_id(id)
         .filter(archive_file::Column::StoredAt.is_not_null())

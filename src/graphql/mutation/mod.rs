@@ -5,9 +5,10 @@ mod jobs;
 mod policy;
 mod retention;
 mod storage;
+mod timestamps;
 
 use async_graphql::MergedObject;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(jobs::JobMutations, policy::PolicyMutations, storage::StorageMutations, retention::RetentionMutations);
+pub struct MutationRoot(jobs::JobMutations, policy::PolicyMutations, storage::StorageMutations, retention::RetentionMutations, timestamps::TimestampMutations);

@@ -18,6 +18,8 @@ pub enum AuditAction {
     DeletionPending,
     DeletionApproved,
     DeletionDenied,
+    /// A stored file timestamped by hand (`signArchiveFile`).
+    FileTimestamped,
 }
 
 /// One destructive or policy action: who, what, when, from where. Entries are never changed.

@@ -90,6 +90,8 @@ pub enum ArchiveJobEventKind {
     Deleted,
     /// One of the job's stored files was deleted (see its `deletedAt`, `deletionReason`).
     FileDeleted,
+    /// The job's packages could not be timestamped after its retries; the job log says why.
+    TimestampFailed,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -112,6 +114,10 @@ pub enum UserErrorCode {
     LegalHold,
     FilesExist,
     StorageUnavailable,
+    /// Timestamping needs a Time-Stamp Authority, and none is configured.
+    TsaNotConfigured,
+    /// The Time-Stamp Authority gave no token that passed verification (the message says why).
+    TimestampFailed,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
