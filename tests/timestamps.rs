@@ -114,12 +114,19 @@ async fn bad_replies_are_refused_with_the_reason() {
         assert!(!tsa.openssl_verify(&pkg3, &forged).0, "{signer}: openssl accepted it");
     }
 
-    // A flipped bit in the signed content or the signature.
-    for at in [reply.len() / 3, reply.len() - 10] {
-        let mut broken = reply.clone();
-        broken[at] ^= 0x01;
-        assert!(tsp::verify_reply(&broken, &good, &trusted).is_err(), "a flipped bit at {at} went unnoticed");
-    }
+    // A changed TSTInfo (its policy 1.2.3.4.1 made 1.2.3.4.5): the message digest no longer matches.
+    let policy = [0x06, 0x04, 0x2a, 0x03, 0x04, 0x01];
+    let at = reply.windows(policy.len()).position(|w| w == policy).expect("the policy OID is in the TSTInfo") + policy.len() - 1;
+    let mut changed = reply.clone();
+    changed[at] = 0x05;
+    let refusal = tsp::verify_reply(&changed, &good, &trusted).unwrap_err();
+    assert!(matches!(&refusal, Refusal::BadSignature(m) if m.contains("message-digest")), "{refusal}");
+    // A flipped bit in the signature (the last field of the reply).
+    let mut broken = reply.clone();
+    let last = broken.len() - 10;
+    broken[last] ^= 0x01;
+    let refusal = tsp::verify_reply(&broken, &good, &trusted).unwrap_err();
+    assert!(matches!(&refusal, Refusal::BadSignature(m) if m.contains("does not verify")), "{refusal}");
     assert!(matches!(tsp::verify_reply(b"not DER", &good, &trusted), Err(Refusal::Malformed(_))));
 }
 
@@ -301,7 +308,7 @@ async fn files_are_signed_by_hand_refused_when_bad_and_reverified(backend: Backe
     let first = sign(&app, &admin, &f["id"]).await;
     let s = &first["data"]["signArchiveFile"];
     assert_eq!(s["userErrors"], json!([]), "{first}");
-    assert_eq!((&s["timestamp"]["verified"], &s["timestamp"]["requestedBy"]), (&json!(true), &json!("test-ADMIN")));
+    assert_eq!((&s["timestamp"]["verified"], &s["timestamp"]["requestedBy"]), (&json!(true), &json!("test-admin")));
     // Re-timestamping keeps the older token.
     let second = sign(&app, &admin, &f["id"]).await;
     let stamps = second["data"]["signArchiveFile"]["file"]["timestamps"].as_array().unwrap().clone();
