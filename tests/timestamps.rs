@@ -12,7 +12,7 @@
 //!   re-verification; files whose TSA certificate expires soon.
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use archiving_manager::{
     auth::Role,
@@ -159,16 +159,10 @@ async fn job(app: &TestApp, id: &str) -> Value {
     app.data(&app.admin(), &q, json!({"id": id})).await["archiveJob"].clone()
 }
 
+/// Waits until `done` holds for the job (as `common::jobs` reads it), then reads it with its tokens.
 async fn wait(app: &TestApp, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let j = job(app, id).await;
-        if done(&j) {
-            return j;
-        }
-        assert!(Instant::now() < deadline, "job never reached {what}: {j:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::jobs::wait_for(app, id, what, done).await;
+    job(app, id).await
 }
 
 fn final_status(j: &Value) -> bool {
@@ -249,7 +243,7 @@ async fn a_tsa_outage_is_retried_and_then_the_failure_policy_decides(backend: Ba
         let app = TestApp::start_with(backend, with_tsa(&tsa, TimestampFailurePolicy::Fail, 5)).await;
         tsa.set_mode("down");
         let id = create(&app, json!({})).await;
-        let j = wait(&app, &id, "a retry of SIGN", |j| j["retries"].as_i64().unwrap_or(0) >= 1 || final_status(j)).await;
+        let j = common::jobs::wait_for(&app, &id, "a retry of SIGN", |j| j["status"] == "RECOVERABLE_ERROR" || final_status(j)).await;
         assert_eq!(j["status"], "RECOVERABLE_ERROR", "{j:#}");
         assert!(j["error"].as_str().unwrap().contains("HTTP 503"), "{j:#}");
         tsa.set_mode("ok");

@@ -44,18 +44,24 @@ fn query_params(query: Option<&str>) -> Option<(i64, String)> {
     Some((expires?, sig?))
 }
 
+/// Checks a signed URL's `expires` and `sig` with `verify` (which gets the key, the expiry and the
+/// signature): `Err` is the bare answer to give (403 for a bad or missing signature).
+async fn check_signature(state: &AppState, query: Option<&str>, verify: impl FnOnce(&[u8], i64, &str) -> bool) -> Result<(), Response> {
+    let Some((expires, sig)) = query_params(query) else { return Err(bare(StatusCode::FORBIDDEN)) };
+    let key = downloads::signing_key(&state.db).await.map_err(|e| {
+        tracing::error!(error = %format!("{e:#}"), "download: no signing key");
+        bare(StatusCode::INTERNAL_SERVER_ERROR)
+    })?;
+    if !verify(&key, expires, &sig) {
+        return Err(bare(StatusCode::FORBIDDEN));
+    }
+    Ok(())
+}
+
 async fn download(State(state): State<AppState>, Path(file_id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
     let Ok(file_id) = file_id.parse::<i64>() else { return bare(StatusCode::FORBIDDEN) };
-    let Some((expires, sig)) = query_params(query.as_deref()) else { return bare(StatusCode::FORBIDDEN) };
-    let key = match downloads::signing_key(&state.db).await {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "download: no signing key");
-            return bare(StatusCode::INTERNAL_SERVER_ERROR);
-        }
-    };
-    if !downloads::verify(&key, file_id, expires, &sig, Utc::now()) {
-        return bare(StatusCode::FORBIDDEN);
+    if let Err(refused) = check_signature(&state, query.as_deref(), |key, expires, sig| downloads::verify(key, file_id, expires, sig, Utc::now())).await {
+        return refused;
     }
     let file = match downloads::stored_file(&state.db, file_id).await {
         Ok(Some(f)) => f,
@@ -79,16 +85,9 @@ async fn download(State(state): State<AppState>, Path(file_id): Path<String>, Ra
 /// query, reply or certificate chain, named by a signed URL like files are.
 async fn download_token_part(State(state): State<AppState>, Path(name): Path<String>, RawQuery(query): RawQuery) -> Response {
     let Some((token_id, part)) = downloads::TokenPart::parse(&name) else { return bare(StatusCode::FORBIDDEN) };
-    let Some((expires, sig)) = query_params(query.as_deref()) else { return bare(StatusCode::FORBIDDEN) };
-    let key = match downloads::signing_key(&state.db).await {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "download: no signing key");
-            return bare(StatusCode::INTERNAL_SERVER_ERROR);
-        }
-    };
-    if !downloads::verify_token_part(&key, token_id, part, expires, &sig, Utc::now()) {
-        return bare(StatusCode::FORBIDDEN);
+    let verify = |key: &[u8], expires, sig: &str| downloads::verify_token_part(key, token_id, part, expires, sig, Utc::now());
+    if let Err(refused) = check_signature(&state, query.as_deref(), verify).await {
+        return refused;
     }
     let (bytes, file_name) = match downloads::token_part(&state.db, token_id, part).await {
         Ok(Some(found)) => found,
