@@ -351,6 +351,15 @@ async fn files_are_signed_by_hand_refused_when_bad_and_reverified(backend: Backe
     assert!(soon["filesToRetimestamp"]["edges"].to_string().contains(f["id"].as_str().unwrap()), "{soon}");
     let none = app.data(&admin, q, json!({"d": 1})).await;
     assert_eq!(none["filesToRetimestamp"]["totalCount"], 0, "{none}");
+
+    // Deleting the file (the one deletion path) removes the tokens' data: the record stays.
+    let tsr = job(&app, &id).await["files"][0]["timestamps"][0]["tsrUrl"].clone();
+    assert_eq!(get(&app, &tsr).await.status(), 200);
+    let del = "mutation($i: DeleteArchiveFileInput!) { deleteArchiveFile(input: $i) { userErrors { code } } }";
+    app.data(&admin, del, json!({"i": {"id": f["id"], "reason": "test"}})).await;
+    assert_eq!(get(&app, &tsr).await.status(), 404);
+    let gone = job(&app, &id).await["files"][0]["timestamps"][0].clone();
+    assert_eq!((&gone["tsrUrl"], &gone["certificateChainUrl"]), (&Value::Null, &Value::Null), "{gone}");
 }
 
 async fn basic_auth_reaches_the_tsa_and_stays_secret(backend: Backend) {

@@ -21,6 +21,9 @@ use super::oids;
 
 /// The longest path accepted, anchor included: deeper ones are not what a TSA uses.
 const MAX_PATH: usize = 8;
+/// Signature checks one path search may spend: a reply full of certificates with the same names
+/// must not make the search explode (it is depth-first with backtracking).
+const MAX_CHECKS: u32 = 64;
 
 /// Extensions whose meaning this module knows; any other marked critical refuses the certificate.
 const KNOWN_CRITICAL: &[der::oid::ObjectIdentifier] = &[
@@ -136,7 +139,8 @@ pub fn validate(leaf: &Certificate, pool: &[Certificate], anchors: &TrustAnchors
     }
     let mut path = vec![leaf.clone()];
     let mut why = None;
-    if extend(&mut path, pool, anchors, at, &mut why) {
+    let mut budget = MAX_CHECKS;
+    if extend(&mut path, pool, anchors, at, &mut why, &mut budget) {
         return Ok(path);
     }
     Err(why.unwrap_or_else(|| {
@@ -146,11 +150,14 @@ pub fn validate(leaf: &Certificate, pool: &[Certificate], anchors: &TrustAnchors
 
 /// Depth-first search for an issuer of the last certificate of `path`: an anchor ends the path,
 /// an intermediate from `pool` continues it. `why` keeps the last reason a candidate failed.
-fn extend(path: &mut Vec<Certificate>, pool: &[Certificate], anchors: &TrustAnchors, at: Duration, why: &mut Option<String>) -> bool {
-    let cur = path.last().expect("the path starts with the leaf").clone();
+fn extend(path: &mut Vec<Certificate>, pool: &[Certificate], anchors: &TrustAnchors, at: Duration, why: &mut Option<String>, budget: &mut u32) -> bool {
+    let Some(cur) = path.last().cloned() else { return false };
     let below = path.len() - 1;
     let issued = |c: &Certificate| c.tbs_certificate.subject == cur.tbs_certificate.issuer;
     for a in anchors.certs.iter().filter(|a| issued(a)) {
+        if !spend(budget, why) {
+            return false;
+        }
         match signed_by(&cur, a).and_then(|_| usable_at(a, at)).and_then(|_| may_issue(a, below)) {
             Ok(()) => {
                 path.push(a.clone());
@@ -165,10 +172,13 @@ fn extend(path: &mut Vec<Certificate>, pool: &[Certificate], anchors: &TrustAnch
     }
     let candidates: Vec<&Certificate> = pool.iter().filter(|c| issued(c) && !path.contains(c)).collect();
     for c in candidates {
+        if !spend(budget, why) {
+            return false;
+        }
         match signed_by(&cur, c).and_then(|_| usable_at(c, at)).and_then(|_| may_issue(c, below)) {
             Ok(()) => {
                 path.push(c.clone());
-                if extend(path, pool, anchors, at, why) {
+                if extend(path, pool, anchors, at, why, budget) {
                     return true;
                 }
                 path.pop();
@@ -177,6 +187,16 @@ fn extend(path: &mut Vec<Certificate>, pool: &[Certificate], anchors: &TrustAnch
         }
     }
     false
+}
+
+/// Takes one signature check from `budget`; false (with the reason in `why`) when none is left.
+fn spend(budget: &mut u32, why: &mut Option<String>) -> bool {
+    if *budget == 0 {
+        *why = Some(format!("gave up after {MAX_CHECKS} signature checks: too many candidate issuers"));
+        return false;
+    }
+    *budget -= 1;
+    true
 }
 
 /// A path as PEM, leaf first: what `.pem` downloads serve.
