@@ -21,7 +21,7 @@ impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         // One column per statement: SQLite alters a table one change at a time.
         for c in COLUMNS {
-            m.alter_table(Table::alter().table("timestamp_token").add_column(column(*c)).take()).await?;
+            m.alter_table(Table::alter().table("timestamp_token").add_column(column(c)).take()).await?;
         }
         Ok(())
     }
