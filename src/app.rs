@@ -70,7 +70,8 @@ impl AppState {
         let settings = Arc::new(settings);
         let bus = EventBus::start(&db).await.context("starting the event bus")?;
         let queue = Queue::open(&db).await.context("opening the job queue")?;
-        let engine = Engine::new(JobStore::new(db.clone(), bus, settings.clone()), queue, settings.clone(), lms.clone());
+        let mut engine = Engine::new(JobStore::new(db.clone(), bus, settings.clone()), queue, settings.clone(), lms.clone());
+        engine.tsa = crate::tsp::Tsa::from_settings(&settings).context("setting up the Time-Stamp Authority")?;
         let subscriptions = Arc::new(Subscriptions::new(db.clone(), engine.jobs.events.clone(), &settings));
         let schema = graphql::build(engine.clone(), subscriptions.clone());
         Ok(Self { settings, db, statements, jwt, lms, schema, engine, subscriptions, liveness: Liveness::default(), _single: single })

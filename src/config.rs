@@ -122,6 +122,31 @@ pub struct Settings {
     /// Files the fixity audit checks per storage backend in one run at most; the rest wait for
     /// the next run, oldest-checked first.
     pub fixity_max_files_per_run: u32,
+    /// The RFC 3161 Time-Stamp Authority (`http(s)://…`); unset: packages are not timestamped.
+    pub tsa_url: Option<String>,
+    /// PEM bundle of the certificates a TSA's signer must chain to (required with `tsa_url`).
+    pub tsa_trust_anchors_file: Option<PathBuf>,
+    /// HTTP basic auth for the TSA, if it wants it.
+    pub tsa_username: Option<String>,
+    #[serde(serialize_with = "redact")]
+    pub tsa_password: Option<SecretString>,
+    pub tsa_connect_timeout_seconds: u32,
+    /// The whole request, connection included.
+    pub tsa_timeout_seconds: u32,
+    /// What a job does when its packages cannot be timestamped after its retries.
+    pub tsa_failure_policy: TimestampFailurePolicy,
+}
+
+/// What happens to a job whose packages cannot be timestamped once its retries are used up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TimestampFailurePolicy {
+    /// The job fails (its stored files are discarded, as for any failed job).
+    #[default]
+    Fail,
+    /// The job completes; its files stay without a token, with a warning in the job log and a
+    /// TIMESTAMP_FAILED event.
+    CompleteUnsigned,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -180,6 +205,13 @@ impl Default for Settings {
             fixity_period_seconds: 30 * 86_400,
             fixity_max_bytes_per_second: 0,
             fixity_max_files_per_run: 1000,
+            tsa_url: None,
+            tsa_trust_anchors_file: None,
+            tsa_username: None,
+            tsa_password: None,
+            tsa_connect_timeout_seconds: 10,
+            tsa_timeout_seconds: 30,
+            tsa_failure_policy: TimestampFailurePolicy::Fail,
         }
     }
 }
@@ -199,6 +231,8 @@ const KEYS: &[&str] = &[
     "ws_max_connections_per_token", "ws_slow_client_seconds", "subscription_db_permits",
     "storage_health_interval_seconds", "fixity_interval_seconds", "fixity_period_seconds", "fixity_max_bytes_per_second",
     "fixity_max_files_per_run",
+    "tsa_url", "tsa_trust_anchors_file", "tsa_username", "tsa_password",
+    "tsa_connect_timeout_seconds", "tsa_timeout_seconds", "tsa_failure_policy",
 ];
 
 const NUMERIC_KEYS: &[&str] = &[
@@ -207,6 +241,7 @@ const NUMERIC_KEYS: &[&str] = &[
     "max_concurrent_requests", "ws_init_timeout_seconds", "ws_max_subscriptions", "ws_max_connections_per_token",
     "ws_slow_client_seconds", "subscription_db_permits", "storage_health_interval_seconds", "fixity_interval_seconds",
     "fixity_period_seconds", "fixity_max_bytes_per_second", "fixity_max_files_per_run",
+    "tsa_connect_timeout_seconds", "tsa_timeout_seconds",
 ];
 
 /// Settings that are lists: comma-separated in the environment.
@@ -363,8 +398,39 @@ impl Settings {
                 return err("cors_allowed_origins", &format!("`{origin}` {why}"));
             }
         }
+        self.check_tsa()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return err("log", "is not a valid log filter (e.g. `info` or `archiving_manager=debug,info`)");
+        }
+        Ok(())
+    }
+
+    /// The TSA settings: a URL without credentials (they go in `tsa_username`/`tsa_password`, which
+    /// are never shown), readable trust anchors, sane timeouts.
+    fn check_tsa(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, msg: &str| Err(ConfigError(format!("{}: {msg}", name(key))));
+        if self.tsa_connect_timeout_seconds == 0 || self.tsa_timeout_seconds < self.tsa_connect_timeout_seconds {
+            return err("tsa_timeout_seconds", "must be at least tsa_connect_timeout_seconds, which must be at least 1");
+        }
+        let Some(u) = &self.tsa_url else {
+            if self.tsa_trust_anchors_file.is_some() || self.tsa_username.is_some() || self.tsa_password.is_some() {
+                return err("tsa_url", "is required when other tsa_* settings are given");
+            }
+            return Ok(());
+        };
+        match url::Url::parse(u) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+                if !url.username().is_empty() || url.password().is_some() {
+                    return err("tsa_url", "must not hold credentials: use tsa_username and tsa_password");
+                }
+            }
+            _ => return err("tsa_url", "must be an http:// or https:// URL"),
+        }
+        if self.tsa_password.is_some() && self.tsa_username.is_none() {
+            return err("tsa_username", "is required with tsa_password");
+        }
+        if let Err(e) = crate::tsp::load_anchors(self) {
+            return err("tsa_trust_anchors_file", &format!("{e:#}"));
         }
         Ok(())
     }
@@ -515,6 +581,30 @@ mod tests {
         std::fs::write(&f, "lisen = \"127.0.0.1:9000\"\n").unwrap();
         let e = Settings::load_from(Some(&f), env(&[])).unwrap_err().to_string();
         assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn tsa_settings_are_checked_without_echoing_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!((s.tsa_url.as_deref(), s.tsa_failure_policy), (None, TimestampFailurePolicy::Fail));
+        let missing = dir.path().join("none.pem");
+        for (pairs, var) in [
+            (vec![("ARCHIVING_TSA_URL", "http://127.0.0.1:1/tsa")], "ARCHIVING_TSA_TRUST_ANCHORS_FILE"),
+            (vec![("ARCHIVING_TSA_URL", "ftp://tsa")], "ARCHIVING_TSA_URL"),
+            (vec![("ARCHIVING_TSA_URL", "http://u:hunter2@tsa.example/")], "ARCHIVING_TSA_URL"),
+            (vec![("ARCHIVING_TSA_PASSWORD", "hunter2")], "ARCHIVING_TSA_URL"),
+            (vec![("ARCHIVING_TSA_URL", "http://tsa.example/"), ("ARCHIVING_TSA_TRUST_ANCHORS_FILE", missing.to_str().unwrap())], "ARCHIVING_TSA_TRUST_ANCHORS_FILE"),
+            (vec![("ARCHIVING_TSA_TIMEOUT_SECONDS", "0")], "ARCHIVING_TSA_TIMEOUT_SECONDS"),
+            (vec![("ARCHIVING_TSA_FAILURE_POLICY", "MAYBE")], "ARCHIVING_TSA_FAILURE_POLICY"),
+        ] {
+            let e = Settings::load_from(None, env(&pairs)).unwrap_err().to_string();
+            assert!(e.contains(var) && !e.contains("hunter2"), "{pairs:?}: {e}");
+        }
+        let s = Settings::load_from(None, env(&[("ARCHIVING_TSA_FAILURE_POLICY", "COMPLETE_UNSIGNED")])).unwrap();
+        assert_eq!(s.tsa_failure_policy, TimestampFailurePolicy::CompleteUnsigned);
+        let s = Settings { tsa_password: Some("tsa-pass-secret".to_string().into()), ..s };
+        assert!(!format!("{s:?}").contains("tsa-pass-secret"));
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub enum UserErrorCode {
     LegalHold,
     FilesExist,
     StorageUnavailable,
+    /// Timestamping needs a Time-Stamp Authority, and none is configured.
+    TsaNotConfigured,
+    /// The Time-Stamp Authority gave no token that passed verification (the message says why).
+    TimestampFailed,
 }
 
 /// Every `extensions.code` a client can see, over HTTP and WebSocket alike: the one list, documented

@@ -22,3 +22,4 @@ pub mod periodic;
 pub mod queue;
 pub mod service;
 pub mod storage;
+pub mod tsp;

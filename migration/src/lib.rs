@@ -10,6 +10,7 @@ mod m20261203_000005_audit;
 mod m20261203_000006_retention;
 mod m20261203_000007_policy;
 mod m20261203_000008_storage_health;
+mod m20261203_000009_timestamps;
 mod m20261203_000010_fixity;
 
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_retention::Migration),
             Box::new(m20261203_000007_policy::Migration),
             Box::new(m20261203_000008_storage_health::Migration),
+            Box::new(m20261203_000009_timestamps::Migration),
             Box::new(m20261203_000010_fixity::Migration),
         ]
     }

@@ -29,4 +29,6 @@ pub enum AuditAction {
     FixityMissing,
     /// A fixity check could not read a stored file although its backend answers.
     FixityUnreadable,
+    /// A stored file timestamped by hand (`signArchiveFile`).
+    FileTimestamped,
 }

@@ -37,13 +37,15 @@ pub struct Engine {
     pub process_id: String,
     /// What retention, health checks, schedules and the periodic runner take as now.
     pub clock: Clock,
+    /// The Time-Stamp Authority, when one is configured (`tsa_url`).
+    pub tsa: Option<Arc<crate::tsp::Tsa>>,
 }
 
 impl Engine {
     pub fn new(jobs: JobStore, queue: Queue, settings: Arc<Settings>, lms: Arc<dyn LmsSource>) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let process_id = format!("{host}-{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
-        Self { db: jobs.db.clone(), jobs, queue, settings, lms, process_id, clock: Clock::system() }
+        Self { db: jobs.db.clone(), jobs, queue, settings, lms, process_id, clock: Clock::system(), tsa: None }
     }
 
     pub fn lease_ttl(&self) -> chrono::Duration {

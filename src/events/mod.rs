@@ -46,6 +46,9 @@ pub enum JobEventKind {
     FileDeleted,
     /// A fixity check found one of the job's stored files changed, missing or unreadable.
     FixityFailed,
+    /// The job's packages could not be timestamped after its retries (the job log says why;
+    /// the failure policy decided whether the job failed or completed unsigned).
+    TimestampFailed,
 }
 
 /// A change of a job as subscribers see it: the job with the status, progress and sequence of

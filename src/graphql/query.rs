@@ -234,6 +234,15 @@ impl QueryRoot {
         Ok(connection(page, ArchiveFile::new)?)
     }
 
+    /// Stored files whose RFC 3161 tokens all rest on TSA certificates that expire within
+    /// `withinDays` days (0–36500), oldest first: re-timestamp them with `signArchiveFile` while
+    /// the old token still verifies. In the caller's `VIEW` scope.
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
+    async fn files_to_retimestamp(&self, ctx: &Context<'_>, within_days: i32, first: Option<i32>, after: Option<String>) -> Result<Conn<ArchiveFile>> {
+        let page = ctx.services().files_to_retimestamp(ctx.access()?, within_days.into(), &ctx.page(first, after)?).await?;
+        Ok(connection(page, ArchiveFile::new)?)
+    }
+
     /// Counts across everything in the caller's scope, or one course.
     async fn archiving_overview(&self, ctx: &Context<'_>, course_id: Option<ID>) -> Result<ArchivingOverview> {
         let course = course_id.map(|c| ids::decode(&c, NodeType::Course)).transpose()?;

@@ -22,7 +22,7 @@ use crate::{
 };
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/downloads/{file_id}", get(download))
+    Router::new().route("/downloads/{file_id}", get(download)).route("/downloads/timestamps/{name}", get(download_token_part))
 }
 
 /// A status with an empty body that no cache keeps.
@@ -44,18 +44,24 @@ fn query_params(query: Option<&str>) -> Option<(i64, String)> {
     Some((expires?, sig?))
 }
 
+/// Checks a signed URL's `expires` and `sig` with `verify` (which gets the key, the expiry and the
+/// signature): `Err` is the bare answer to give (403 for a bad or missing signature).
+async fn check_signature(state: &AppState, query: Option<&str>, verify: impl FnOnce(&[u8], i64, &str) -> bool) -> Result<(), Response> {
+    let Some((expires, sig)) = query_params(query) else { return Err(bare(StatusCode::FORBIDDEN)) };
+    let key = downloads::signing_key(&state.db).await.map_err(|e| {
+        tracing::error!(error = %format!("{e:#}"), "download: no signing key");
+        bare(StatusCode::INTERNAL_SERVER_ERROR)
+    })?;
+    if !verify(&key, expires, &sig) {
+        return Err(bare(StatusCode::FORBIDDEN));
+    }
+    Ok(())
+}
+
 async fn download(State(state): State<AppState>, Path(file_id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
     let Ok(file_id) = file_id.parse::<i64>() else { return bare(StatusCode::FORBIDDEN) };
-    let Some((expires, sig)) = query_params(query.as_deref()) else { return bare(StatusCode::FORBIDDEN) };
-    let key = match downloads::signing_key(&state.db).await {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "download: no signing key");
-            return bare(StatusCode::INTERNAL_SERVER_ERROR);
-        }
-    };
-    if !downloads::verify(&key, file_id, expires, &sig, Utc::now()) {
-        return bare(StatusCode::FORBIDDEN);
+    if let Err(refused) = check_signature(&state, query.as_deref(), |key, expires, sig| downloads::verify(key, file_id, expires, sig, Utc::now())).await {
+        return refused;
     }
     let file = match downloads::stored_file(&state.db, file_id).await {
         Ok(Some(f)) => f,
@@ -73,6 +79,36 @@ async fn download(State(state): State<AppState>, Path(file_id): Path<String>, Ra
         }
     };
     respond(driver.as_ref(), &file, &headers).await
+}
+
+/// `GET /downloads/timestamps/<token_id>.<tsq|tsr|pem>?expires=…&sig=…`: a timestamp token's
+/// query, reply or certificate chain, named by a signed URL like files are.
+async fn download_token_part(State(state): State<AppState>, Path(name): Path<String>, RawQuery(query): RawQuery) -> Response {
+    let Some((token_id, part)) = downloads::TokenPart::parse(&name) else { return bare(StatusCode::FORBIDDEN) };
+    let verify = |key: &[u8], expires, sig: &str| downloads::verify_token_part(key, token_id, part, expires, sig, Utc::now());
+    if let Err(refused) = check_signature(&state, query.as_deref(), verify).await {
+        return refused;
+    }
+    let (bytes, file_name) = match downloads::token_part(&state.db, token_id, part).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return bare(StatusCode::NOT_FOUND),
+        Err(e) => {
+            tracing::error!(token_id, error = %format!("{e:#}"), "download: loading the token");
+            return bare(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    };
+    let disposition = HeaderValue::from_str(&content_disposition(&file_name)).unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, part.media_type())
+        .header(header::CONTENT_DISPOSITION, disposition)
+        .header(header::CONTENT_LENGTH, bytes.len())
+        .header(header::CACHE_CONTROL, "private, no-store")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::REFERRER_POLICY, "no-referrer")
+        .header(header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox")
+        .body(Body::from(bytes))
+        .unwrap_or_else(|_| bare(StatusCode::INTERNAL_SERVER_ERROR))
 }
 
 /// The answer for a file the caller may download.

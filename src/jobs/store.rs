@@ -295,6 +295,19 @@ impl JobStore {
         Ok(Some(job))
     }
 
+    /// An event about the job that changes none of its fields (e.g. TIMESTAMP_FAILED): its log
+    /// line at `level` and the event, committed together.
+    pub async fn notice(&self, job_id: Uuid, kind: JobEventKind, level: LogLevel, note: &str) -> anyhow::Result<()> {
+        let txn = self.db.begin().await?;
+        let touch = archive_job::Entity::update_many().col_expr(archive_job::Column::UpdatedAt, Expr::val(Utc::now()).into());
+        let Some(job) = self.change_in(&txn, job_id, touch).await? else {
+            txn.rollback().await?;
+            return Ok(());
+        };
+        self.log_in(&txn, job_id, None, level, note).await?;
+        self.commit_with_event(txn, &job, kind, None, false).await
+    }
+
     /// Raises a job's progress (never lowers it) while it is in `status`, and emits it.
     pub async fn raise_progress(&self, job_id: Uuid, status: JobStatus, progress: i32) -> anyhow::Result<()> {
         let progress = progress.clamp(0, 100);

@@ -96,27 +96,86 @@ fn decode_key(value: &str) -> anyhow::Result<Vec<u8>> {
     key.context("the stored download URL key is malformed (expected at least 32 bytes as hex)")
 }
 
-fn mac(key: &[u8], file_id: i64, expires: i64) -> HmacSha256 {
+/// The MAC over `"<subject>:<expires>"`. A file's subject is its id; a token part's is
+/// `<id>.<ext>` (never a bare number), so a URL for one can never pass for the other.
+fn mac(key: &[u8], subject: &str, expires: i64) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(format!("{file_id}:{expires}").as_bytes());
+    mac.update(format!("{subject}:{expires}").as_bytes());
     mac
+}
+
+fn sign(key: &[u8], subject: &str, expires: i64) -> String {
+    hex::encode(mac(key, subject, expires).finalize().into_bytes())
 }
 
 /// `/downloads/<file_id>?expires=<unix seconds>&sig=<hex HMAC-SHA256 over "file_id:expires">`.
 pub fn signed_path(key: &[u8], file_id: i64, expires: DateTime<Utc>) -> String {
     let expires = expires.timestamp();
-    let sig = hex::encode(mac(key, file_id, expires).finalize().into_bytes());
+    let sig = sign(key, &file_id.to_string(), expires);
     format!("/downloads/{file_id}?expires={expires}&sig={sig}")
 }
 
 /// True when `sig` signs `file_id:expires` under `key` (constant-time comparison) and `now` is
 /// before `expires`.
 pub fn verify(key: &[u8], file_id: i64, expires: i64, sig: &str, now: DateTime<Utc>) -> bool {
+    verify_subject(key, &file_id.to_string(), expires, sig, now)
+}
+
+fn verify_subject(key: &[u8], subject: &str, expires: i64, sig: &str, now: DateTime<Utc>) -> bool {
     if now.timestamp() >= expires {
         return false;
     }
     let Ok(sig) = hex::decode(sig) else { return false };
-    mac(key, file_id, expires).verify_slice(&sig).is_ok()
+    mac(key, subject, expires).verify_slice(&sig).is_ok()
+}
+
+/// The parts of a timestamp token that can be downloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPart {
+    /// The TimeStampReq as sent (`.tsq`).
+    Query,
+    /// The TimeStampResp as received (`.tsr`).
+    Reply,
+    /// The certificate path the token was verified against, PEM (`.pem`).
+    Chain,
+}
+
+impl TokenPart {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Query => "tsq",
+            Self::Reply => "tsr",
+            Self::Chain => "pem",
+        }
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::Query => "application/timestamp-query",
+            Self::Reply => "application/timestamp-reply",
+            Self::Chain => "application/pem-certificate-chain",
+        }
+    }
+
+    /// The part named `<id>.<ext>`.
+    pub fn parse(name: &str) -> Option<(i64, Self)> {
+        let (id, ext) = name.split_once('.')?;
+        let part = [Self::Query, Self::Reply, Self::Chain].into_iter().find(|p| p.extension() == ext)?;
+        Some((id.parse().ok().filter(|i: &i64| *i > 0)?, part))
+    }
+}
+
+/// `/downloads/timestamps/<token_id>.<ext>?expires=…&sig=<HMAC over "<token_id>.<ext>:expires">`.
+pub fn signed_token_path(key: &[u8], token_id: i64, part: TokenPart, expires: DateTime<Utc>) -> String {
+    let name = format!("{token_id}.{}", part.extension());
+    let expires = expires.timestamp();
+    let sig = sign(key, &name, expires);
+    format!("/downloads/timestamps/{name}?expires={expires}&sig={sig}")
+}
+
+/// As [`verify`], for a token part's URL.
+pub fn verify_token_part(key: &[u8], token_id: i64, part: TokenPart, expires: i64, sig: &str, now: DateTime<Utc>) -> bool {
+    verify_subject(key, &format!("{token_id}.{}", part.extension()), expires, sig, now)
 }
 
 /// A signed path for `file_id` valid for [`DEFAULT_TTL`] from `now`, with its expiry.
@@ -152,6 +211,25 @@ pub async fn stored_file(db: &DatabaseConnection, file_id: i64) -> anyhow::Resul
     Ok(file.filter(|f| f.deleted_at.is_none() && f.stored_at.is_some()))
 }
 
+/// A token part as served: its bytes and the file name to save it under (`<package>.<ext>`, so
+/// that `openssl ts -verify -data <package> -in <package>.tsr` works as downloaded). `None` when
+/// the token is gone, its data was removed with its file, or it has no such part.
+pub async fn token_part(db: &DatabaseConnection, token_id: i64, part: TokenPart) -> anyhow::Result<Option<(Vec<u8>, String)>> {
+    use crate::entity::timestamp_token;
+    let Some((token, Some(file))) = timestamp_token::Entity::find_by_id(token_id).find_also_related(archive_file::Entity).one(db).await.context("loading the token")? else {
+        return Ok(None);
+    };
+    if token.data_removed_at.is_some() || file.deleted_at.is_some() {
+        return Ok(None);
+    }
+    let bytes = match part {
+        TokenPart::Query => token.query_der,
+        TokenPart::Reply => token.reply_der,
+        TokenPart::Chain => token.chain_pem.map(String::into_bytes).unwrap_or_default(),
+    };
+    Ok((!bytes.is_empty()).then(|| (bytes, format!("{}.{}", file.file_name, part.extension()))))
+}
+
 /// Signs download URLs with one key read once: one per request, however many files it names.
 #[derive(Clone)]
 pub struct Signer {
@@ -167,6 +245,11 @@ impl Signer {
     /// The absolute URL of `file_id`, valid for [`DEFAULT_TTL`] from `now`.
     pub fn url(&self, file_id: i64, now: DateTime<Utc>) -> String {
         format!("{}{}", self.public_url, signed_path(&self.key, file_id, now + DEFAULT_TTL))
+    }
+
+    /// The absolute URL of a timestamp token's `part`, valid for [`DEFAULT_TTL`] from `now`.
+    pub fn token_url(&self, token_id: i64, part: TokenPart, now: DateTime<Utc>) -> String {
+        format!("{}{}", self.public_url, signed_token_path(&self.key, token_id, part, now + DEFAULT_TTL))
     }
 }
 
@@ -225,6 +308,25 @@ mod tests {
         assert!(!verify(b"another key, also 32 bytes long!", 42, expires, &sig, now), "another key");
         for junk in ["", "zz", &sig[..62], &format!("{sig}00"), "not hex at all"] {
             assert!(!verify(KEY, 42, expires, junk, now), "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn downloads_token_part_urls_verify_only_for_their_part() {
+        let now = Utc::now();
+        let path = signed_token_path(KEY, 7, TokenPart::Reply, now + DEFAULT_TTL);
+        let (p, q) = path.split_once('?').unwrap();
+        assert_eq!(p, "/downloads/timestamps/7.tsr");
+        let expires = (now + DEFAULT_TTL).timestamp();
+        let sig = q.split("sig=").nth(1).unwrap();
+        assert!(verify_token_part(KEY, 7, TokenPart::Reply, expires, sig, now));
+        assert!(!verify_token_part(KEY, 7, TokenPart::Query, expires, sig, now), "another part");
+        assert!(!verify_token_part(KEY, 8, TokenPart::Reply, expires, sig, now), "another token");
+        assert!(!verify(KEY, 7, expires, sig, now), "not a file URL");
+        assert!(!verify_token_part(KEY, 7, TokenPart::Reply, expires, sig, now + DEFAULT_TTL), "expired");
+        assert_eq!(TokenPart::parse("7.tsq"), Some((7, TokenPart::Query)));
+        for bad in ["7", "7.zip", "x.tsr", "-1.tsr", "0.pem", ".tsr"] {
+            assert_eq!(TokenPart::parse(bad), None, "{bad}");
         }
     }
 

@@ -240,18 +240,20 @@ pub async fn verify_file(engine: &Engine, access: &Access, id: i64) -> AppResult
     let Some(checked) = record(engine, &f, &backend.name, &verdict, now, &Actor::of(access), None).await.map_err(AppError::Internal)? else {
         return Ok(Err(user_error(UserErrorCode::InvalidState, "the file was deleted meanwhile")));
     };
-    reverify_timestamp_tokens(engine, &checked, &verdict).await.map_err(AppError::Internal)?;
+    reverify_timestamp_tokens(engine, &checked, &verdict).await?;
     // Re-read: the tokens' re-verification may have changed what the file shows.
     Ok(Ok(archive_file::Entity::find_by_id(id).one(db).await?.unwrap_or(checked)))
 }
 
-/// MERGE POINT (issue 11, points 1–6): `verifyArchiveFile` re-verifies every RFC 3161 timestamp
-/// token of the file here, after the file itself was re-read: `verdict.read` holds the size and
-/// SHA-256 just read (`None` when the object could not be read to the end, or its size already
-/// differed), which each token's message imprint must equal. The timestamping work provides that
-/// function and persists the tokens' results; this is its only call site. Until it is merged the
-/// file's tokens are left as they are.
-async fn reverify_timestamp_tokens(engine: &Engine, file: &archive_file::Model, verdict: &Verdict) -> anyhow::Result<()> {
-    let _ = (engine, file, verdict);
+/// `verifyArchiveFile` re-verifies every RFC 3161 timestamp token of the file after the file
+/// itself was re-read: each token's message imprint must equal the SHA-256 just read, and its
+/// signature and chain must still hold; the outcomes are persisted on the tokens. When the object
+/// could not be read to the end (or its size already differed) there is no hash to check the
+/// tokens against: they keep their last result, and the file's verdict says what went wrong.
+async fn reverify_timestamp_tokens(engine: &Engine, file: &archive_file::Model, verdict: &Verdict) -> AppResult<()> {
+    let Some(read) = &verdict.read else { return Ok(()) };
+    let mut sha256 = [0u8; 32];
+    hex::decode_to_slice(&read.sha256, &mut sha256).map_err(|e| AppError::internal(format!("the SHA-256 read from storage is not hex: {e}")))?;
+    super::timestamps::reverify_tokens(engine, file, &sha256).await?;
     Ok(())
 }

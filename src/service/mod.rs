@@ -14,6 +14,7 @@ pub mod services;
 pub mod storage_backends;
 pub mod subscriptions;
 pub mod switches;
+pub mod timestamps;
 pub mod sync;
 
 pub use access::Access;

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use super::{audit, catalog, downloads, fixity, jobs, overview, policy, retention, storage_backends, switches, Access, Page, PageArgs};
+use super::{audit, catalog, downloads, fixity, jobs, overview, policy, retention, storage_backends, switches, timestamps, Access, Page, PageArgs};
 use crate::{
     domain::{switches::Decision, PolicyValues},
     engine::Engine,
@@ -241,6 +241,27 @@ impl Services {
 
     /// What applies where the policy leaves a value to the server's configuration: max
     /// concurrent jobs and the job log level.
+    /// The configured Time-Stamp Authority as the policy shows it (never its credentials).
+    pub fn timestamp_authority(&self) -> timestamps::AuthorityView {
+        timestamps::AuthorityView::of(&self.engine)
+    }
+
+    /// `signArchiveFile`: timestamps a stored file now (needs `MANAGE`).
+    pub async fn sign_file(&self, access: &Access, id: i64) -> AppResult<jobs::Outcome<(archive_file::Model, timestamp_token::Model)>> {
+        timestamps::sign_file(&self.engine, access, id).await
+    }
+
+    /// Re-verifies every token of `file` against `sha256` (the hash just read from storage) and
+    /// persists the outcomes: for `verifyArchiveFile`.
+    pub async fn reverify_tokens(&self, file: &archive_file::Model, sha256: &[u8; 32]) -> AppResult<Vec<timestamp_token::Model>> {
+        timestamps::reverify_tokens(&self.engine, file, sha256).await
+    }
+
+    /// Files whose TSA certificates expire within `within_days`: to re-timestamp.
+    pub async fn files_to_retimestamp(&self, access: &Access, within_days: i64, args: &PageArgs) -> AppResult<Page<archive_file::Model>> {
+        timestamps::expiring(self.db(), access, within_days, self.now(), args).await
+    }
+
     pub fn server_policy_defaults(&self) -> (u32, LogLevel) {
         (self.engine.settings.max_concurrent_jobs, self.engine.settings.job_log_level)
     }

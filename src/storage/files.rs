@@ -184,6 +184,7 @@ async fn record(
     let tokens = timestamp_token::Entity::update_many()
         .col_expr(timestamp_token::Column::QueryDer, Expr::val(Vec::<u8>::new()).into())
         .col_expr(timestamp_token::Column::ReplyDer, Expr::val(Vec::<u8>::new()).into())
+        .col_expr(timestamp_token::Column::ChainPem, Expr::val(None::<String>).into())
         .col_expr(timestamp_token::Column::DataRemovedAt, Expr::val(Some(d.at)).into())
         .filter(timestamp_token::Column::FileId.eq(file.id))
         .filter(timestamp_token::Column::DataRemovedAt.is_null())

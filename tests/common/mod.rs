@@ -265,3 +265,4 @@ pub mod ws;
 pub mod bagit;
 pub mod pgcluster;
 pub mod procs;
+pub mod tsa;

@@ -405,9 +405,18 @@ HOW TO VERIFY
    added or changed shows up as a failure (or, for an added file, as a file not in the manifest).
 
 3. The SHA-256 of the package file {file_name} itself was recorded by the Archiving Manager
-   when the package was made (and may be covered by an RFC 3161 time-stamp). Compare it with:
+   when the package was made. Compare it with:
 
      sha256sum {file_name}
+
+4. The package file may be covered by an RFC 3161 time-stamp from a Time-Stamp Authority (TSA):
+   a token, kept beside the package (not inside it), that proves this exact file existed at the
+   time it states. Download the token as {file_name}.tsr (the Archiving Manager lists it with the
+   file) and the CA certificate of the TSA, then:
+
+     openssl ts -verify -data {file_name} -in {file_name}.tsr -CAfile <tsa-ca.pem>
+
+   It must say: Verification: OK. To see the time: openssl ts -reply -in {file_name}.tsr -text
 ",
         rule = "=".repeat(16 + bag.chars().count()),
         version = env!("CARGO_PKG_VERSION"),

@@ -6,9 +6,10 @@ mod jobs;
 mod policy;
 mod retention;
 mod storage;
+mod timestamps;
 
 use async_graphql::MergedObject;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(jobs::JobMutations, policy::PolicyMutations, storage::StorageMutations, retention::RetentionMutations, fixity::FixityMutations);
+pub struct MutationRoot(jobs::JobMutations, policy::PolicyMutations, storage::StorageMutations, retention::RetentionMutations, fixity::FixityMutations, timestamps::TimestampMutations);

@@ -22,6 +22,8 @@ pub enum AuditAction {
     FixityMismatch,
     FixityMissing,
     FixityUnreadable,
+    /// A stored file timestamped by hand (`signArchiveFile`).
+    FileTimestamped,
 }
 
 /// One destructive or policy action: who, what, when, from where. Entries are never changed.

@@ -93,6 +93,8 @@ pub enum ArchiveJobEventKind {
     /// A fixity check found one of the job's stored files changed, missing or unreadable (see
     /// its `lastVerification`).
     FixityFailed,
+    /// The job's packages could not be timestamped after its retries; the job log says why.
+    TimestampFailed,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -115,6 +117,10 @@ pub enum UserErrorCode {
     LegalHold,
     FilesExist,
     StorageUnavailable,
+    /// Timestamping needs a Time-Stamp Authority, and none is configured.
+    TsaNotConfigured,
+    /// The Time-Stamp Authority gave no token that passed verification (the message says why).
+    TimestampFailed,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]

@@ -6,6 +6,7 @@ use crate::{
     entity::{archive_file, archive_job, archive_job_transition, archive_task, job_log, timestamp_token},
     error::AppError,
     events::{JobEvent, JobEventKind},
+    service::downloads::TokenPart,
     graphql::{
         context::ContextExt,
         ids::{self, NodeType},
@@ -332,9 +333,10 @@ impl ArchiveFile {
         }
         Ok(Some(loaders.signer().await?.url(self.model.id, chrono::Utc::now())))
     }
-    /// RFC 3161 timestamps of the file.
+    /// RFC 3161 timestamps of the file, oldest first (re-timestamping adds one, keeping the older).
     async fn timestamps(&self, ctx: &Context<'_>) -> Result<Vec<TimestampToken>> {
-        Ok(ctx.loaders().file_timestamps.load_one(self.model.id).await?.unwrap_or_default().into_iter().map(TimestampToken).collect())
+        let job_id = self.model.job_id;
+        Ok(ctx.loaders().file_timestamps.load_one(self.model.id).await?.unwrap_or_default().into_iter().map(|t| TimestampToken(t, job_id)).collect())
     }
 }
 
@@ -349,29 +351,88 @@ pub struct DeletionDecisionView {
     reason: Option<String>,
 }
 
-/// An RFC 3161 timestamp of a file from a Time-Stamp Authority.
-pub struct TimestampToken(pub timestamp_token::Model);
+/// An RFC 3161 timestamp of a file from a Time-Stamp Authority. To check it yourself:
+/// `openssl ts -verify -data <package> -in <package>.tsr -CAfile <tsa-ca.pem>` (see `tsrUrl`).
+pub struct TimestampToken(pub timestamp_token::Model, pub uuid::Uuid);
+
+impl TimestampToken {
+    /// A signed URL of one part of the token, for callers with `download` in the file's course
+    /// while the token still has its data.
+    async fn part_url(&self, ctx: &Context<'_>, part: TokenPart) -> Result<Option<String>> {
+        if self.0.data_removed_at.is_some() || (part == TokenPart::Chain && self.0.chain_pem.is_none()) {
+            return Ok(None);
+        }
+        ctx.access()?;
+        let loaders = ctx.loaders();
+        if !loaders.downloadable.load_one(self.1).await?.unwrap_or(false) {
+            return Ok(None);
+        }
+        Ok(Some(loaders.signer().await?.token_url(self.0.id, part, chrono::Utc::now())))
+    }
+}
 
 #[Object]
 impl TimestampToken {
+    /// The TSA the token came from.
     async fn tsa_url(&self) -> &str {
         &self.0.tsa_url
     }
+    /// The TSA's name: the token's `tsa` field, else its signing certificate's subject.
+    async fn tsa_name(&self) -> Option<&str> {
+        self.0.tsa_name.as_deref()
+    }
+    /// The hash of the message imprint: `SHA-256`.
     async fn hash_algorithm(&self) -> &str {
         &self.0.hash_algorithm
+    }
+    /// The imprint the token asserts (hex): the package's SHA-256.
+    async fn message_imprint(&self) -> Option<&str> {
+        self.0.message_imprint.as_deref()
     }
     /// The time the TSA asserts.
     async fn gen_time(&self) -> Option<DateTime> {
         self.0.gen_time.map(DateTime)
     }
+    /// The token's serial number (hex), unique per TSA.
+    async fn serial_number(&self) -> Option<&str> {
+        self.0.serial.as_deref()
+    }
+    /// The token's serial number (hex).
+    #[graphql(deprecation = "use serialNumber")]
     async fn serial(&self) -> Option<&str> {
         self.0.serial.as_deref()
     }
+    /// The TSA policy under which the token was issued (an OID).
+    async fn policy_oid(&self) -> Option<&str> {
+        self.0.policy_oid.as_deref()
+    }
+    /// Whether the token passed every check when last verified (`verifiedAt`): status, imprint,
+    /// nonce, CMS signature, timeStamping certificate, signing-certificate attribute and chain to
+    /// the configured trust anchors.
     async fn verified(&self) -> bool {
         self.0.verified
     }
+    /// When the token was last verified (when it was obtained, or re-verified since).
+    async fn verified_at(&self) -> Option<DateTime> {
+        self.0.verified_at.map(DateTime)
+    }
+    /// Why the last verification failed; `null` when it passed.
+    async fn failure_reason(&self) -> Option<&str> {
+        self.0.verification_error.as_deref()
+    }
+    /// Why the last verification failed.
+    #[graphql(deprecation = "use failureReason")]
     async fn verification_error(&self) -> Option<&str> {
         self.0.verification_error.as_deref()
+    }
+    /// When the TSA's signing certificate expires: re-timestamp the file before then (see
+    /// `filesToRetimestamp`).
+    async fn tsa_certificate_expires_at(&self) -> Option<DateTime> {
+        self.0.signer_not_after.map(DateTime)
+    }
+    /// Who asked for the token: a token subject, or `system:engine` for the job's SIGN stage.
+    async fn requested_by(&self) -> Option<&str> {
+        self.0.requested_by.as_deref()
     }
     async fn created_at(&self) -> DateTime {
         DateTime(self.0.created_at)
@@ -379,6 +440,20 @@ impl TimestampToken {
     /// When the token's data was removed because its file was deleted; the record stays.
     async fn data_removed_at(&self) -> Option<DateTime> {
         self.0.data_removed_at.map(DateTime)
+    }
+    /// A signed URL of the TimeStampReq as sent (DER, `.tsq`), valid for 10 minutes; `null`
+    /// without `download` in the file's course or once the data was removed.
+    async fn tsq_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        self.part_url(ctx, TokenPart::Query).await
+    }
+    /// A signed URL of the TimeStampResp as received (DER, `.tsr`), as `tsqUrl`.
+    async fn tsr_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        self.part_url(ctx, TokenPart::Reply).await
+    }
+    /// A signed URL of the certificate path the token was verified against (PEM, signer first,
+    /// trust anchor last), as `tsqUrl`.
+    async fn certificate_chain_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        self.part_url(ctx, TokenPart::Chain).await
     }
 }
 
@@ -446,6 +521,7 @@ impl ArchiveJobEvent {
             JobEventKind::Deleted => enums::ArchiveJobEventKind::Deleted,
             JobEventKind::FileDeleted => enums::ArchiveJobEventKind::FileDeleted,
             JobEventKind::FixityFailed => enums::ArchiveJobEventKind::FixityFailed,
+            JobEventKind::TimestampFailed => enums::ArchiveJobEventKind::TimestampFailed,
         }
     }
     /// The job: its `status`, `progress` and `sequence` are those right after the change; its

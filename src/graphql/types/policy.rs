@@ -72,6 +72,11 @@ impl Policy {
     async fn locked(&self) -> Vec<enums::PolicyField> {
         self.values.locked.iter().map(|f| (*f).into()).collect()
     }
+    /// The Time-Stamp Authority that timestamps packages when `timestamping` is on (server
+    /// configuration, read-only here).
+    async fn timestamp_authority(&self, ctx: &Context<'_>) -> TimestampAuthority {
+        TimestampAuthority(ctx.services().timestamp_authority())
+    }
     /// The global switch of each activity kind; a category's switch overrides it below the category.
     async fn activity_kinds(&self, ctx: &Context<'_>) -> Result<Vec<ActivityKindArchiving>> {
         Ok(ctx.services().global_kind_archiving(ctx.access()?).await?.into_iter().map(ActivityKindArchiving).collect())
@@ -111,6 +116,53 @@ pub struct ReportOptionsInput {
 impl From<ReportOptionsInput> for domain::ReportOptionsPatch {
     fn from(i: ReportOptionsInput) -> Self {
         Self { html: i.html, right_answers: i.right_answers, feedback: i.feedback, answer_history: i.answer_history }
+    }
+}
+
+/// What a job does when its packages cannot be timestamped once its retries are used up.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::config::TimestampFailurePolicy")]
+pub enum TimestampFailurePolicy {
+    /// The job fails.
+    Fail,
+    /// The job completes; its files stay without token, with a warning in its log and a
+    /// TIMESTAMP_FAILED event (sign them later with `signArchiveFile`).
+    CompleteUnsigned,
+}
+
+/// The server's Time-Stamp Authority settings (without credentials).
+pub struct TimestampAuthority(pub crate::service::timestamps::AuthorityView);
+
+#[Object]
+impl TimestampAuthority {
+    /// Whether a TSA is configured; without one, packages are not timestamped (jobs complete
+    /// with a warning in their log) and `signArchiveFile` answers TSA_NOT_CONFIGURED.
+    async fn configured(&self) -> bool {
+        self.0.url.is_some()
+    }
+    async fn url(&self) -> Option<&str> {
+        self.0.url.as_deref()
+    }
+    /// Subjects of the certificates a TSA's signer must chain to.
+    async fn trust_anchor_subjects(&self) -> &[String] {
+        &self.0.trust_anchor_subjects
+    }
+    async fn failure_policy(&self) -> TimestampFailurePolicy {
+        self.0.failure_policy.into()
+    }
+    /// Whether requests carry HTTP basic auth (the credentials are never shown).
+    async fn basic_auth(&self) -> bool {
+        self.0.basic_auth
+    }
+    async fn connect_timeout_seconds(&self) -> u32 {
+        self.0.connect_timeout_seconds
+    }
+    async fn timeout_seconds(&self) -> u32 {
+        self.0.timeout_seconds
+    }
+    /// Retries of the SIGN stage (with backoff) before the failure policy applies.
+    async fn max_retries(&self) -> u32 {
+        self.0.max_retries
     }
 }
 
