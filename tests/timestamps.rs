@@ -236,6 +236,42 @@ async fn jobs_with_signing_complete_with_a_verified_token_per_package(backend: B
     assert!(ta["trustAnchorSubjects"][0].as_str().unwrap().contains("Archiving Test Root CA"), "{ta}");
 }
 
+/// `verifyArchiveFile` on a signed package changed on disk after signing: the file shows
+/// MISMATCH and its token is re-verified against the bytes now stored, so it is no longer
+/// verified and says why; put back, both are good again.
+async fn verify_archive_file_reverifies_the_tokens_of_a_changed_package(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let tsa = TestTsa::start();
+    let app = TestApp::start_with(backend, with_tsa(&tsa, TimestampFailurePolicy::Fail, 2)).await;
+    let id = create(&app, json!({})).await;
+    let j = wait(&app, &id, "a final state", final_status).await;
+    assert_eq!(j["status"], "COMPLETED", "{j:#}");
+    let f = &j["files"][0];
+    assert_eq!(f["timestamps"][0]["verified"], true, "{f:#}");
+    let model = archive_file::Entity::find_by_id(key_of(f["id"].as_str().unwrap()).parse::<i64>().unwrap()).one(&app.state.db).await.unwrap().unwrap();
+    let b = archiving_manager::entity::storage_backend::Entity::find_by_id(model.storage_backend_id).one(&app.state.db).await.unwrap().unwrap();
+    let path = std::path::Path::new(b.settings["path"].as_str().unwrap()).join(&model.storage_key);
+    let original = std::fs::read(&path).unwrap();
+    let mut changed = original.clone();
+    let mid = changed.len() / 2;
+    changed[mid] ^= 0x01;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&path, &changed).unwrap();
+
+    let q = format!("mutation($i: VerifyArchiveFileInput!) {{ verifyArchiveFile(input: $i) {{ result file {{ lastVerification timestamps {{ {TOKEN} }} }} userErrors {{ code message }} }} }}");
+    let v = app.data(&app.admin(), &q, json!({"i": {"fileId": f["id"]}})).await["verifyArchiveFile"].clone();
+    assert_eq!((&v["result"], &v["file"]["lastVerification"], &v["userErrors"]), (&json!("MISMATCH"), &json!("MISMATCH"), &json!([])), "{v:#}");
+    let t = &v["file"]["timestamps"][0];
+    assert_eq!(t["verified"], false, "the token no longer matches what is stored: {t:#}");
+    assert!(t["failureReason"].as_str().is_some_and(|r| !r.is_empty()), "{t:#}");
+    assert!(t["verifiedAt"].is_string(), "{t:#}");
+
+    std::fs::write(&path, &original).unwrap();
+    let v = app.data(&app.admin(), &q, json!({"i": {"fileId": f["id"]}})).await["verifyArchiveFile"].clone();
+    assert_eq!(v["result"], "OK", "{v:#}");
+    assert_eq!((&v["file"]["timestamps"][0]["verified"], &v["file"]["timestamps"][0]["failureReason"]), (&json!(true), &Value::Null), "{v:#}");
+}
+
 async fn a_tsa_outage_is_retried_and_then_the_failure_policy_decides(backend: Backend) {
     let tsa = TestTsa::start();
     // Retried: the TSA comes back while the job waits for its retry.
@@ -387,5 +423,6 @@ with_each_backend!(
     jobs_with_signing_complete_with_a_verified_token_per_package,
     a_tsa_outage_is_retried_and_then_the_failure_policy_decides,
     files_are_signed_by_hand_refused_when_bad_and_reverified,
+    verify_archive_file_reverifies_the_tokens_of_a_changed_package,
     basic_auth_reaches_the_tsa_and_stays_secret,
 );
